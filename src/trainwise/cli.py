@@ -1,0 +1,174 @@
+"""``trainwise`` command line: a thin layer over the Python API.
+
+User mistakes print one ``error: …`` line and exit 2; bugs print a traceback and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from trainwise.errors import TrainwiseError
+
+EPILOG_TRAIN = """\
+examples:
+  trainwise train                                 # default preset digits-cnn
+  trainwise train --preset digits-mlp optim.lr=3e-4 train.epochs=10
+  trainwise train my.yaml data.batch_size=128     # YAML file, then overrides
+  trainwise train runs/digits-cnn-20261126-120000/config.yaml   # reproduce a run
+  trainwise train data.source=csv data.path=data.csv data.target=label model.name=mlp
+
+config keys (key=value, dotted): name, seed, device (auto|cpu|cuda|mps), precision (auto|32|bf16-mixed|16-mixed),
+compile, data.* (source, path, target, task, val_fraction, test_fraction, standardize, batch_size, eval_batch_size,
+loader, num_workers, pin_memory, persistent_workers, prefetch_factor, drop_last, augment), model.* (name and the
+model's arguments: see 'trainwise models'), optim.* (name, lr, weight_decay, momentum, nesterov, beta1, beta2, eps,
+group_lr), schedule.* (name, warmup_fraction, min_lr_ratio, step_size, gamma, factor, patience, cycle_epochs,
+base_lr_ratio), train.* (epochs, grad_clip, accumulate, label_smoothing, early_stopping, monitor, patience,
+ema_decay, mixup_alpha, cutmix_alpha, log_every). Full reference: docs/config.md.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse would print the usage block too)
+        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def _split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
+    config, overrides = None, []
+    for item in items:
+        if "=" in item:
+            overrides.append(item)
+        elif config is None:
+            config = item
+        else:
+            raise TrainwiseError(f"unexpected argument '{item}': give at most one CONFIG.yaml, then key=value overrides")
+    return config, overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainwise.config import compose
+    from trainwise.runner import train
+
+    config, overrides = _split_train_args(args.items)
+    cfg = compose(config, args.preset, overrides)
+    result = train(cfg, run_dir=args.run_dir or "auto", quiet=args.quiet)
+    s = result.summary
+    main = f"test/{s['main_metric']}"
+    shown = {k: v for k, v in s.items() if k.startswith("test/")}
+    shown.update({"epochs": s["epochs"], "wall_seconds": s["wall_seconds"], "stopped": s["stopped"]})
+    if not args.quiet:
+        from trainwise.progress import Reporter
+
+        Reporter(False, s["main_metric"], 0).summary("result", shown)
+    print(f"run directory: {result.run_dir}")
+    if main in s:
+        print(f"{main}: {s[main]:.4f}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from trainwise.config import preset_description, preset_names
+
+    for name in preset_names():
+        print(f"{name:<22} {preset_description(name)}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from trainwise.models import get_spec, list_models
+
+    for name in list_models(args.pattern):
+        spec = get_spec(name)
+        print(f"{name}: {spec.description}")
+        for arg, (tp, default) in spec.arguments().items():
+            tname = getattr(tp, "__name__", str(tp)).replace("typing.", "")
+            print(f"    {arg}: {tname} = {default!r}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from trainwise.runner import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, args.split)
+    if args.json:
+        print(json.dumps({f"{args.split}/{k}": v for k, v in metrics.items()}))
+    else:
+        for k, v in metrics.items():
+            print(f"{args.split}/{k}: {v:.4f}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from trainwise.runner import predict_run
+
+    dest = predict_run(args.run_dir, args.input, args.out, args.force)
+    print(f"predictions written to {dest}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="trainwise", description="trainwise: train, diagnose, resume and ship PyTorch models. "
+                "Run 'trainwise COMMAND --help' for a command's options.")
+    from trainwise import __version__
+
+    p.add_argument("--version", action="version", version=f"trainwise {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model from a preset, a YAML config and key=value overrides",
+                       description="Train from a built-in preset → optional YAML file → key=value overrides. With "
+                       "neither CONFIG nor --preset, the preset is digits-cnn.",
+                       epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]",
+                   help="optional YAML config file, then dotted key=value overrides (optim.lr=3e-4)")
+    t.add_argument("--preset", help="built-in preset to start from (see 'trainwise presets')")
+    t.add_argument("--run-dir", help="run directory to create (must not exist); default runs/<name>-<timestamp>")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or tables; print only the result lines")
+    t.set_defaults(func=cmd_train)
+
+    ps = sub.add_parser("presets", help="list built-in presets", description="List built-in presets.")
+    ps.set_defaults(func=cmd_presets)
+
+    m = sub.add_parser("models", help="list models and their arguments",
+                       description="List registered models with their typed arguments (set as model.ARG=VALUE).")
+    m.add_argument("pattern", nargs="?", default="*", help="glob over model names, e.g. 'c*'")
+    m.set_defaults(func=cmd_models)
+
+    e = sub.add_parser("evaluate", help="re-evaluate a run's saved weights",
+                       description="Re-evaluate a run's best weights on a split rebuilt from its config and seed.")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (test)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="predict for a CSV or .npz file with a run's weights",
+                        description="Apply a run's preprocessing and best weights to raw inputs (CSV with the "
+                        "training feature columns, or .npz with an array 'x'); writes a CSV of predictions.")
+    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr.add_argument("input", metavar="INPUT", help="CSV or .npz file of raw inputs")
+    pr.add_argument("--out", help="output CSV (default: INPUT's name with .predictions.csv, next to it)")
+    pr.add_argument("--force", action="store_true", help="replace an existing output file")
+    pr.set_defaults(func=cmd_predict)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except TrainwiseError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,291 @@
+"""Typed configuration: built-in preset → optional YAML file → ``key=value`` overrides.
+
+The schema is a tree of dataclasses validated by OmegaConf (structured configs), so a wrong type or an unknown key is
+caught before any work starts, with the closest valid key suggested. The model section is free-form (its keys are
+the chosen builder's arguments) and is validated against the model registry instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from trainwise.errors import TrainwiseError, suggest
+
+
+@dataclass
+class DataConfig:
+    source: str = "digits"  # digits|breast_cancer|wine|iris|diabetes|csv|npz|module:function
+    path: str | None = None  # file for csv / npz sources
+    target: str | None = None  # target column for csv
+    task: str = "auto"  # auto|classification|regression
+    val_fraction: float = 0.1  # of the whole dataset
+    test_fraction: float = 0.2  # of the whole dataset
+    standardize: bool = True  # numeric features standardised with train-split statistics only
+    batch_size: int = 64
+    eval_batch_size: int = 1024
+    loader: str = "auto"  # auto (in-memory when possible) | memory | dataloader
+    num_workers: int = 0
+    pin_memory: bool | None = None  # None: on when the device is CUDA
+    persistent_workers: bool | None = None  # None: on when num_workers > 0
+    prefetch_factor: int | None = None  # None: torch's default when num_workers > 0
+    drop_last: bool = False
+    augment: str = "none"  # none|shift (random ±1 pixel translation for images)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # sgd|rmsprop|adam|adamw
+    lr: float = 1e-3
+    weight_decay: float = 0.01  # never applied to biases and normalisation parameters
+    momentum: float = 0.9  # sgd / rmsprop
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    group_lr: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "constant"  # constant|step|cosine|warmup_cosine|onecycle|plateau|cyclic
+    warmup_fraction: float = 0.05  # warmup_cosine: fraction of all optimizer steps
+    min_lr_ratio: float = 0.0  # cosine floor as a fraction of the peak lr
+    step_size: int = 10  # step: epochs between decays
+    gamma: float = 0.1  # step: decay factor
+    factor: float = 0.5  # plateau: decay factor
+    patience: int = 3  # plateau: epochs without improvement
+    cycle_epochs: int = 4  # cyclic: epochs per half-cycle
+    base_lr_ratio: float = 0.1  # cyclic: lower bound as a fraction of lr
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    grad_clip: float | None = 1.0  # max global gradient norm; null disables
+    accumulate: int = 1  # micro-batches per optimizer step
+    label_smoothing: float = 0.0
+    early_stopping: bool = True
+    monitor: str = "val/loss"  # metric for early stopping and best weights
+    patience: int = 10
+    ema_decay: float | None = None  # e.g. 0.999; evaluation then uses the averaged weights
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    log_every: int = 50  # optimizer steps between metrics.jsonl train events (read from device then)
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"  # auto|cpu|cuda|mps
+    precision: str = "auto"  # auto|32|bf16-mixed|16-mixed
+    compile: bool = False
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("auto", "cpu", "cuda", "mps"),
+    "precision": ("auto", "32", "bf16-mixed", "16-mixed"),
+    "data.task": ("auto", "classification", "regression"),
+    "data.loader": ("auto", "memory", "dataloader"),
+    "data.augment": ("none", "shift"),
+    "optim.name": ("sgd", "rmsprop", "adam", "adamw"),
+    "schedule.name": ("constant", "step", "cosine", "warmup_cosine", "onecycle", "plateau", "cyclic"),
+}
+
+
+def _all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    keys = []
+    for k in cfg.keys():
+        full = f"{prefix}{k}"
+        keys.append(full)
+        v = cfg._get_node(k)  # noqa: SLF001 - OmegaConf has no public "is node a dict" without resolving
+        if isinstance(v, DictConfig) and k != "model":
+            keys.extend(_all_keys(v, full + "."))
+    return keys
+
+
+def _friendly(exc: OmegaConfBaseException, schema: DictConfig, where: str) -> TrainwiseError:
+    key = getattr(exc, "full_key", None) or ""
+    if isinstance(exc, ConfigKeyError) or "not in struct" in str(exc) or "Key '" in str(exc) and "not" in str(exc):
+        return TrainwiseError(f"unknown config key '{key}' in {where}{suggest(key, _all_keys(schema))}")
+    if isinstance(exc, ValidationError):
+        msg = str(exc).splitlines()[0]
+        return TrainwiseError(f"wrong type for '{key}' in {where}: {msg}")
+    return TrainwiseError(f"invalid config in {where}: {str(exc).splitlines()[0]}")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("trainwise.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_description(name: str) -> str:
+    text = resources.files("trainwise.presets").joinpath(f"{name}.yaml").read_text()
+    first = text.splitlines()[0] if text else ""
+    return first.lstrip("# ").strip()
+
+
+def _load_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise TrainwiseError(f"malformed YAML in {where}{at}: fix the syntax ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TrainwiseError(f"{where} must hold a mapping of config keys, not a {type(data).__name__}")
+    return data
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise TrainwiseError(f"override '{item}' is not key=value (for example optim.lr=3e-4)")
+    key, _, raw = item.partition("=")
+    key = key.strip()
+    if not key:
+        raise TrainwiseError(f"override '{item}' has no key (for example optim.lr=3e-4)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    # YAML 1.1 reads "3e-4" as a string; accept it as the float it obviously is.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") and value.lower() not in ("none", "null") else value
+        except ValueError:
+            pass
+    return key, value
+
+
+def _merge(base: DictConfig, data: dict[str, Any], schema: DictConfig, where: str) -> DictConfig:
+    # The model section is replaced wholesale when the name changes: arguments of one model mean nothing to another.
+    model = data.get("model")
+    if isinstance(model, dict) and "name" in model and model["name"] != base.model.get("name"):
+        base = OmegaConf.merge(base, {})
+        base.model = {}
+    try:
+        return OmegaConf.merge(base, data)
+    except OmegaConfBaseException as exc:
+        raise _friendly(exc, schema, where) from None
+
+
+def compose(config_path: str | Path | None = None, preset: str | None = None,
+            overrides: list[str] | None = None) -> DictConfig:
+    """Build a validated config: preset (default ``digits-cnn`` when no file is given) → file → overrides."""
+    schema = OmegaConf.structured(Config)
+    cfg = schema
+    if preset is None and config_path is None:
+        preset = "digits-cnn"
+    if preset is not None:
+        if preset not in preset_names():
+            raise TrainwiseError(f"unknown preset '{preset}'{suggest(preset, preset_names())}; "
+                                 "run 'trainwise presets' to list them")
+        text = resources.files("trainwise.presets").joinpath(f"{preset}.yaml").read_text()
+        cfg = _merge(cfg, _load_yaml(text, f"preset {preset}"), schema, f"preset {preset}")
+    if config_path is not None:
+        p = Path(config_path)
+        if not p.is_file():
+            raise TrainwiseError(f"config file '{p}' does not exist (give a YAML file or --preset NAME)")
+        try:
+            text = p.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TrainwiseError(f"cannot read config file '{p}': {exc}") from None
+        cfg = _merge(cfg, _load_yaml(text, str(p)), schema, str(p))
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        if key.startswith("model."):
+            cfg.model[key[len("model."):]] = value
+            continue
+        nested: dict[str, Any] = {}
+        cur = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+        cfg = _merge(cfg, nested, schema, f"override '{item}'")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Range and choice checks that types alone cannot express."""
+    for key, choices in CHOICES.items():
+        value = str(OmegaConf.select(cfg, key))
+        if value not in choices:
+            raise TrainwiseError(f"{key}={value} is not one of {', '.join(choices)}{suggest(value, choices)}")
+    d, t, o = cfg.data, cfg.train, cfg.optim
+    checks = [
+        (0.0 <= d.val_fraction < 1.0, "data.val_fraction must be in [0, 1)"),
+        (0.0 <= d.test_fraction < 1.0, "data.test_fraction must be in [0, 1)"),
+        (d.val_fraction + d.test_fraction < 0.9, "data.val_fraction + data.test_fraction must leave ≥ 10% for training"),
+        (d.batch_size >= 1, "data.batch_size must be ≥ 1"),
+        (d.eval_batch_size >= 1, "data.eval_batch_size must be ≥ 1"),
+        (d.num_workers >= 0, "data.num_workers must be ≥ 0"),
+        (t.epochs >= 1, "train.epochs must be ≥ 1"),
+        (t.accumulate >= 1, "train.accumulate must be ≥ 1"),
+        (t.grad_clip is None or t.grad_clip > 0, "train.grad_clip must be > 0 (or null to disable)"),
+        (0.0 <= t.label_smoothing < 1.0, "train.label_smoothing must be in [0, 1)"),
+        (t.patience >= 1, "train.patience must be ≥ 1"),
+        (t.ema_decay is None or 0.0 < t.ema_decay < 1.0, "train.ema_decay must be in (0, 1) or null"),
+        (t.mixup_alpha >= 0 and t.cutmix_alpha >= 0, "train.mixup_alpha / cutmix_alpha must be ≥ 0"),
+        (t.log_every >= 1, "train.log_every must be ≥ 1"),
+        (o.lr > 0, "optim.lr must be > 0"),
+        (o.weight_decay >= 0, "optim.weight_decay must be ≥ 0"),
+        (0.0 <= cfg.schedule.warmup_fraction < 1.0, "schedule.warmup_fraction must be in [0, 1)"),
+        (cfg.seed >= 0, "seed must be ≥ 0"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise TrainwiseError(msg)
+    if "name" not in cfg.model:
+        raise TrainwiseError("model.name is missing; run 'trainwise models' to list the models")
+    if d.source in ("csv", "npz") and not d.path:
+        raise TrainwiseError(f"data.source={d.source} needs data.path=FILE")
+    if d.source == "csv" and not d.target:
+        raise TrainwiseError("data.source=csv needs data.target=COLUMN (the column to predict)")
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def to_dict(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def from_kwargs(**options: Any) -> DictConfig:
+    """Python-API options (``epochs=5``, ``optim={'lr': 1e-3}``, ``'optim.lr': 1e-3``) as a validated config."""
+    schema = OmegaConf.structured(Config)
+    flat: list[str] = []
+    cfg = schema
+    shortcuts = {f.name for f in dataclasses.fields(TrainConfig)}
+    for key, value in options.items():
+        if key in shortcuts:
+            key = f"train.{key}"
+        if isinstance(value, dict):
+            cfg = _merge(cfg, {key: value}, schema, f"option {key}")
+        else:
+            flat.append((key, value))  # type: ignore[arg-type]
+    for key, value in flat:  # type: ignore[misc]
+        parts = key.split(".")
+        nested: dict[str, Any] = {}
+        cur = nested
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+        cfg = _merge(cfg, nested, schema, f"option {key}")
+    return cfg

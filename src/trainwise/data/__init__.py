@@ -1,0 +1,8 @@
+"""Data: sources → splits (train-only statistics) → loaders (in-memory fast path or DataLoader)."""
+
+from trainwise.data.loaders import DeviceDataLoader, InMemoryLoader, make_loader
+from trainwise.data.sources import EMBEDDED, Table, from_arrays, load_source
+from trainwise.data.splits import Preprocess, Split, Splits, split_table
+
+__all__ = ["EMBEDDED", "DeviceDataLoader", "InMemoryLoader", "Preprocess", "Split", "Splits", "Table",
+           "from_arrays", "load_source", "make_loader", "split_table"]

@@ -1,0 +1,125 @@
+"""Batches on the device.
+
+Two paths with one interface (``set_epoch(e)``, iteration yields ``(x, y)`` on the device, ``len()`` = batches):
+
+* :class:`InMemoryLoader` — the default when the data are tensors. The whole split lives on the device once; each
+  epoch draws one permutation from a generator seeded by ``(seed, epoch)`` and batches are ``x[idx]`` slices. No
+  per-sample ``__getitem__``, no collate, no host→device copy per step. Seeding by epoch (rather than carrying a
+  generator forward) makes the order of any epoch recomputable, which exact resume relies on.
+* :func:`dataloader` — any ``torch.utils.data.Dataset`` through ``DataLoader`` (workers, pinned memory,
+  prefetching), with the same per-epoch seeding for the shuffle order and worker seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from trainwise.errors import TrainwiseError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of epoch ``epoch``'s shuffle; distinct per (seed, epoch) pair."""
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63 - 1)
+
+
+class InMemoryLoader:
+    """Batched indexing over tensors already on ``device``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool, drop_last: bool,
+                 seed: int, device: torch.device) -> None:
+        if len(x) == 0:
+            raise TrainwiseError("the dataset is empty")
+        if drop_last and len(x) < batch_size:
+            raise TrainwiseError(f"the split has {len(x)} samples, fewer than one batch of {batch_size} with "
+                                 "data.drop_last=true; lower data.batch_size or set data.drop_last=false")
+        self.x, self.y = x.to(device), y.to(device)
+        self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
+        self.device = device
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self) -> torch.Tensor:
+        """This epoch's sample order, (N,) int64 on the device."""
+        n = len(self.x)
+        if not self.shuffle:
+            return torch.arange(n, device=self.device)
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return torch.randperm(n, generator=g).to(self.device)
+
+    def __iter__(self) -> Iterator[Batch]:
+        idx = self.order()
+        bs = self.batch_size
+        if not self.shuffle:  # contiguous views, no gather
+            for i in range(len(self)):
+                yield self.x[i * bs:(i + 1) * bs], self.y[i * bs:(i + 1) * bs]
+            return
+        for i in range(len(self)):
+            j = idx[i * bs:(i + 1) * bs]
+            yield self.x[j], self.y[j]
+
+
+class DeviceDataLoader:
+    """A DataLoader whose shuffle order and worker seeds are fixed by ``(seed, epoch)``; batches moved to device."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
+                 device: torch.device, num_workers: int = 0, pin_memory: bool | None = None,
+                 persistent_workers: bool | None = None, prefetch_factor: int | None = None) -> None:
+        n = len(dataset)  # type: ignore[arg-type]
+        if n == 0:
+            raise TrainwiseError("the dataset is empty")
+        if drop_last and n < batch_size:
+            raise TrainwiseError(f"the split has {n} samples, fewer than one batch of {batch_size} with "
+                                 "data.drop_last=true; lower data.batch_size or set data.drop_last=false")
+        self.seed, self.device, self.epoch = seed, device, 0
+        self.generator = torch.Generator()
+        sampler = RandomSampler(dataset, generator=self.generator) if shuffle else SequentialSampler(dataset)
+        pin = device.type == "cuda" if pin_memory is None else pin_memory
+        self.non_blocking = pin and device.type == "cuda"
+        kwargs = {}
+        if num_workers > 0:
+            kwargs["persistent_workers"] = True if persistent_workers is None else persistent_workers
+            if prefetch_factor is not None:
+                kwargs["prefetch_factor"] = prefetch_factor
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                                 num_workers=num_workers, pin_memory=pin, generator=self.generator, **kwargs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Batch]:
+        # Reseeding here fixes both the sampler's permutation and the workers' base seed for this epoch.
+        self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
+        nb = self.non_blocking
+        for x, y in self.loader:
+            yield x.to(self.device, non_blocking=nb), y.to(self.device, non_blocking=nb)
+
+
+def make_loader(data: torch.utils.data.Dataset | tuple[torch.Tensor, torch.Tensor], batch_size: int, *,
+                shuffle: bool, drop_last: bool, seed: int, device: torch.device, mode: str = "auto",
+                num_workers: int = 0, pin_memory: bool | None = None, persistent_workers: bool | None = None,
+                prefetch_factor: int | None = None) -> InMemoryLoader | DeviceDataLoader:
+    """Pick the in-memory fast path for tensors (``mode=auto|memory``) and the DataLoader path otherwise."""
+    if isinstance(data, tuple) and mode in ("auto", "memory") and num_workers == 0:
+        return InMemoryLoader(data[0], data[1], batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
+                              device=device)
+    if isinstance(data, tuple):
+        data = torch.utils.data.TensorDataset(*data)
+    elif mode == "memory":
+        raise TrainwiseError("data.loader=memory needs tensors or arrays; a Dataset goes through data.loader=dataloader")
+    return DeviceDataLoader(data, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device,
+                            num_workers=num_workers, pin_memory=pin_memory, persistent_workers=persistent_workers,
+                            prefetch_factor=prefetch_factor)

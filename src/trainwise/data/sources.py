@@ -1,0 +1,225 @@
+"""Where data comes from: embedded datasets, CSV, .npz, or a user's ``module:function``.
+
+Every source returns a :class:`Table` of raw arrays. Splitting and preprocessing happen afterwards
+(``splits.py``) so that statistics are computed on the training split only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainwise.errors import TrainwiseError
+
+EMBEDDED = ("digits", "breast_cancer", "wine", "iris", "diabetes")
+
+
+@dataclass
+class Table:
+    """Raw features and targets before splitting.
+
+    ``x``: (N, *feature_shape) float32. For CSV data with categorical columns the last ``len(cat_cardinalities)``
+    columns hold integer category codes (0 = missing/unseen) stored as floats, so one tensor carries both.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    task: str  # classification | regression
+    kind: str = "tabular"  # tabular | image
+    feature_names: list[str] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+    cat_columns: list[str] = field(default_factory=list)
+    cat_categories: list[list[str]] = field(default_factory=list)  # per categorical column, code i+1 -> name
+    missing: dict[str, int] = field(default_factory=dict)  # column -> count of missing values found
+    description: str = ""
+
+    @property
+    def num_numeric(self) -> int:
+        return int(np.prod(self.x.shape[1:])) - len(self.cat_columns)
+
+    @property
+    def cat_cardinalities(self) -> list[int]:
+        return [len(c) + 1 for c in self.cat_categories]  # +1 for the "missing/unseen" code 0
+
+
+def _embedded(name: str) -> Table:
+    from sklearn import datasets
+
+    loader = getattr(datasets, f"load_{name}")
+    bunch = loader()
+    x = np.asarray(bunch.data, dtype=np.float32)
+    if name == "diabetes":
+        return Table(x, np.asarray(bunch.target, dtype=np.float32), "regression",
+                     feature_names=list(bunch.feature_names), description="scikit-learn diabetes (regression)")
+    y = np.asarray(bunch.target, dtype=np.int64)
+    classes = [str(c) for c in getattr(bunch, "target_names", range(int(y.max()) + 1))]
+    if name == "digits":  # 8×8 grey images, values 0..16, as (N, 1, 8, 8)
+        return Table(x.reshape(-1, 1, 8, 8), y, "classification", kind="image", class_names=classes,
+                     description="scikit-learn digits: 1797 8×8 images, 10 classes")
+    return Table(x, y, "classification", feature_names=[str(f) for f in bunch.feature_names], class_names=classes,
+                 description=f"scikit-learn {name}")
+
+
+def _check_finite(x: np.ndarray, where: str) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        idx = np.argwhere(bad)[0]
+        raise TrainwiseError(f"{where} holds NaN or inf ({int(bad.sum())} values, first at row {int(idx[0])}); "
+                             "clean or impute them before training")
+
+
+def _classification_target(y: np.ndarray, task: str, where: str) -> tuple[np.ndarray, str, list[str]]:
+    """Decide the task and encode labels. Integer labels must already be 0..C-1 (we never renumber silently)."""
+    if task == "auto":
+        if y.dtype.kind in "OUSb":
+            task = "classification"
+        elif y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(np.mod(y[np.isfinite(y)], 1) == 0)
+                                      and len(np.unique(y)) <= 50):
+            task = "classification"
+        else:
+            task = "regression"
+    if task == "regression":
+        try:
+            yf = y.astype(np.float32)
+        except (TypeError, ValueError):
+            raise TrainwiseError(f"{where}: regression targets must be numbers") from None
+        _check_finite(yf, f"{where} target")
+        return yf, task, []
+    if y.dtype.kind in "OUSb":
+        names = sorted({str(v) for v in y})
+        index = {n: i for i, n in enumerate(names)}
+        return np.array([index[str(v)] for v in y], dtype=np.int64), task, names
+    if y.dtype.kind == "f":
+        _check_finite(y, f"{where} target")
+        if not np.all(np.mod(y, 1) == 0):
+            raise TrainwiseError(f"{where}: classification labels must be integers 0..C-1; "
+                                 "use data.task=regression for continuous targets")
+    yi = y.astype(np.int64)
+    if yi.min() < 0:
+        raise TrainwiseError(f"{where}: labels must be in 0..num_classes-1 but found {int(yi.min())}; "
+                             "renumber the classes from 0")
+    return yi, task, [str(i) for i in range(int(yi.max()) + 1)]
+
+
+def _csv(path: str, target: str, task: str) -> Table:
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise TrainwiseError(f"data file '{p}' does not exist (set data.path=FILE)")
+    try:
+        df = pd.read_csv(p)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise TrainwiseError(f"cannot read CSV '{p}': {str(exc).splitlines()[0]}") from None
+    if len(df) == 0:
+        raise TrainwiseError(f"CSV '{p}' has no rows; the dataset is empty")
+    if target not in df.columns:
+        from trainwise.errors import suggest
+
+        raise TrainwiseError(f"CSV '{p}' has no column '{target}'{suggest(target, map(str, df.columns))}; "
+                             f"columns are: {', '.join(map(str, df.columns))}")
+    if df[target].isna().any():
+        raise TrainwiseError(f"target column '{target}' has {int(df[target].isna().sum())} missing values; "
+                             "drop those rows first")
+    y, task, class_names = _classification_target(df[target].to_numpy(), task, f"CSV '{p}'")
+    feats = df.drop(columns=[target])
+    if feats.shape[1] == 0:
+        raise TrainwiseError(f"CSV '{p}' has no feature columns besides '{target}'")
+    numeric = [c for c in feats.columns if pd.api.types.is_numeric_dtype(feats[c]) and not pd.api.types.is_bool_dtype(feats[c])]
+    categorical = [c for c in feats.columns if c not in numeric]
+    missing = {str(c): int(n) for c, n in feats.isna().sum().items() if n}
+    num = feats[numeric].to_numpy(dtype=np.float64)
+    if np.isinf(num).any():
+        raise TrainwiseError(f"CSV '{p}' holds inf values in numeric columns; replace them before training")
+    # Missing numeric values stay NaN here and are imputed with the *train-split* median in splits.py.
+    cats, categories = [], []
+    for c in categorical:
+        col = feats[c]
+        names = sorted({str(v) for v in col.dropna()})
+        index = {n: i + 1 for i, n in enumerate(names)}  # 0 = missing/unseen
+        cats.append(np.array([0 if v is None or (isinstance(v, float) and np.isnan(v)) else index[str(v)]
+                              for v in col], dtype=np.float64))
+        categories.append(names)
+    x = np.column_stack([num] + cats) if cats else num
+    return Table(x.astype(np.float32), y, task, feature_names=[str(c) for c in numeric + categorical],
+                 class_names=class_names, cat_columns=[str(c) for c in categorical], cat_categories=categories,
+                 missing=missing, description=f"CSV {p.name}: {len(df)} rows, {len(numeric)} numeric and "
+                                                   f"{len(categorical)} categorical features")
+
+
+def _npz(path: str, task: str) -> Table:
+    p = Path(path)
+    if not p.is_file():
+        raise TrainwiseError(f"data file '{p}' does not exist (set data.path=FILE)")
+    try:
+        with np.load(p, allow_pickle=False) as f:  # allow_pickle=False: a .npz must never run code
+            if "x" not in f.files or "y" not in f.files:
+                raise TrainwiseError(f"'{p}' must hold arrays named 'x' and 'y' (found: {', '.join(f.files)})")
+            x, y = f["x"], f["y"]
+    except TrainwiseError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise TrainwiseError(f"cannot read .npz '{p}': {str(exc).splitlines()[0]}") from None
+    return from_arrays(x, y, task, where=f"'{p}'")
+
+
+def from_arrays(x: Any, y: Any, task: str = "auto", where: str = "arrays") -> Table:
+    """Wrap user arrays (numpy or torch) as a Table, checking them."""
+    x = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+    y = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y)
+    if len(x) == 0:
+        raise TrainwiseError(f"{where}: the dataset is empty")
+    if len(x) != len(y):
+        raise TrainwiseError(f"{where}: x has {len(x)} rows but y has {len(y)}; they must match")
+    try:
+        x = x.astype(np.float32)
+    except (TypeError, ValueError):
+        raise TrainwiseError(f"{where}: features must be numeric") from None
+    _check_finite(x, f"{where} features")
+    y, task, class_names = _classification_target(y.reshape(len(y)) if y.ndim > 1 and y.shape[1] == 1 else y,
+                                                  task, where)
+    kind = "image" if x.ndim == 4 else "tabular"
+    return Table(x, y, task, kind=kind, class_names=class_names, description=f"{where}: {len(x)} samples")
+
+
+def _module_function(spec: str, task: str) -> Table:
+    mod_name, _, fn_name = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(mod_name), fn_name)
+    except (ImportError, AttributeError) as exc:
+        raise TrainwiseError(f"cannot load data.source={spec}: {exc}; give an importable module:function") from None
+    out = fn()
+    if isinstance(out, Table):
+        return out
+    if isinstance(out, tuple) and len(out) == 2:
+        return from_arrays(out[0], out[1], task, where=spec)
+    raise TrainwiseError(f"data.source={spec} must return (x, y) arrays or a trainwise Table")
+
+
+def load_source(source: str, path: str | None = None, target: str | None = None, task: str = "auto") -> Table:
+    """Load the raw table named by ``data.source``."""
+    if source in EMBEDDED:
+        table = _embedded(source)
+    elif source == "csv":
+        table = _csv(str(path), str(target), task)
+    elif source == "npz":
+        table = _npz(str(path), task)
+    elif ":" in source:
+        table = _module_function(source, task)
+    else:
+        from trainwise.errors import suggest
+
+        raise TrainwiseError(f"unknown data.source '{source}'{suggest(source, EMBEDDED + ('csv', 'npz'))}; "
+                             f"use one of {', '.join(EMBEDDED)}, csv, npz or module:function")
+    if task != "auto" and table.task != task:
+        if task == "regression":
+            table.y, table.task, table.class_names = table.y.astype(np.float32), "regression", []
+        else:
+            raise TrainwiseError(f"data.task={task} but the targets of {source} are continuous")
+    if len(table.x) == 0:
+        raise TrainwiseError(f"data.source={source}: the dataset is empty")
+    return table

@@ -1,0 +1,144 @@
+"""Deterministic (stratified) train/val/test splits and preprocessing fitted on the train split only."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from trainwise.data.sources import Table
+from trainwise.errors import TrainwiseError
+
+
+@dataclass
+class Preprocess:
+    """What is applied to raw features before the model; saved as ``preprocess.json`` in the run directory.
+
+    Tabular: per-feature mean/std over numeric columns, NaNs imputed with the train median.
+    Images: one scalar mean/std (per-pixel statistics would break translation equivariance).
+    Categorical code columns pass through unchanged.
+    """
+
+    kind: str = "tabular"
+    num_numeric: int = 0
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    median: list[float] = field(default_factory=list)
+    task: str = "classification"
+    class_names: list[str] = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)
+    cat_columns: list[str] = field(default_factory=list)
+    cat_categories: list[list[str]] = field(default_factory=list)
+    input_shape: list[int] = field(default_factory=list)
+    y_mean: float = 0.0  # regression targets are standardised with train statistics
+    y_std: float = 1.0
+
+    @classmethod
+    def fit(cls, table: Table, x_train: np.ndarray, y_train: np.ndarray, standardize: bool) -> Preprocess:
+        p = cls(kind=table.kind, num_numeric=table.num_numeric, task=table.task, class_names=table.class_names,
+                feature_names=table.feature_names, cat_columns=table.cat_columns,
+                cat_categories=table.cat_categories, input_shape=list(x_train.shape[1:]))
+        if table.task == "regression" and standardize and len(y_train):
+            p.y_mean, p.y_std = float(y_train.mean()), float(y_train.std()) or 1.0
+        if table.kind == "image":
+            if standardize:
+                p.mean, p.std = [float(x_train.mean())], [float(x_train.std()) or 1.0]
+            return p
+        num = x_train[:, : p.num_numeric].astype(np.float64)
+        p.median = np.nan_to_num(np.nanmedian(num, axis=0) if len(num) else np.zeros(p.num_numeric)).tolist()
+        if standardize:
+            filled = np.where(np.isnan(num), np.asarray(p.median), num)
+            std = filled.std(axis=0)
+            p.mean, p.std = filled.mean(axis=0).tolist(), np.where(std > 0, std, 1.0).tolist()
+        return p
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32).copy()
+        if self.kind == "image":
+            if self.mean:
+                x = (x - self.mean[0]) / self.std[0]
+            return x.astype(np.float32)
+        num = x[:, : self.num_numeric]
+        if self.median:
+            nan = np.isnan(num)
+            if nan.any():
+                num[nan] = np.take(np.asarray(self.median, dtype=np.float32), np.nonzero(nan)[1])
+        if self.mean:
+            num = (num - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        x[:, : self.num_numeric] = num
+        return x
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Split:
+    """One split as tensors: ``x`` (N, *feature_shape) float32, ``y`` (N,) int64 or (N,) float32."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass
+class Splits:
+    train: Split
+    val: Split | None
+    test: Split | None
+    preprocess: Preprocess
+    num_classes: int = 0  # 0 for regression
+    missing: dict[str, int] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def task(self) -> str:
+        return self.preprocess.task
+
+
+def _stratify(y: np.ndarray, task: str) -> np.ndarray | None:
+    if task != "classification":
+        return None
+    _, counts = np.unique(y, return_counts=True)
+    return y if counts.min() >= 2 else None  # a class with one sample cannot be stratified
+
+
+def split_table(table: Table, seed: int, val_fraction: float, test_fraction: float,
+                standardize: bool = True) -> Splits:
+    """Deterministic split from ``seed``: first test off the whole set, then val off the rest (stratified)."""
+    n = len(table.x)
+    idx = np.arange(n)
+    test_idx = np.array([], dtype=np.int64)
+    val_idx = np.array([], dtype=np.int64)
+    try:
+        if test_fraction > 0:
+            idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed,
+                                             stratify=_stratify(table.y, table.task))
+        if val_fraction > 0:
+            idx, val_idx = train_test_split(idx, test_size=val_fraction / (1 - test_fraction), random_state=seed,
+                                            stratify=_stratify(table.y[idx], table.task))
+    except ValueError as exc:
+        raise TrainwiseError(f"cannot split {n} samples into train/val/test ({exc}); "
+                             "use more data or smaller data.val_fraction / data.test_fraction") from None
+    prep = Preprocess.fit(table, table.x[idx], table.y[idx], standardize)
+
+    def make(ix: np.ndarray) -> Split | None:
+        if len(ix) == 0:
+            return None
+        x = torch.from_numpy(prep.apply(table.x[ix]))
+        y = torch.from_numpy(table.y[ix])
+        if prep.task == "regression":
+            y = (y - prep.y_mean) / prep.y_std
+        return Split(x, y)
+
+    train = make(idx)
+    assert train is not None
+    num_classes = int(table.y.max()) + 1 if table.task == "classification" else 0
+    if table.task == "classification":
+        num_classes = max(num_classes, len(table.class_names))
+    return Splits(train, make(val_idx), make(test_idx), prep, num_classes, table.missing, table.description)

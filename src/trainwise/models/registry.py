@@ -1,0 +1,91 @@
+"""Model registry: small typed builder functions, ``create_model(name, **overrides)``, ``list_models(pattern)``.
+
+Builders take the data-derived arguments ``in_shape`` and ``out_dim`` (filled in by the trainer) plus their own
+typed keyword arguments, which are what ``model.<arg>=…`` in a config sets. Models register through explicit imports
+in ``trainwise/models/__init__.py`` so a name never goes missing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from trainwise.errors import TrainwiseError, suggest
+
+DATA_ARGS = ("in_shape", "out_dim")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+
+    def arguments(self) -> dict[str, tuple[Any, Any]]:
+        """User-settable arguments: name -> (type, default)."""
+        hints = typing.get_type_hints(self.builder)
+        out = {}
+        for p in inspect.signature(self.builder).parameters.values():
+            if p.name in DATA_ARGS or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            out[p.name] = (hints.get(p.name, Any), p.default)
+        return out
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(name: str, description: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model '{name}' registered twice")
+        _REGISTRY[name] = ModelSpec(name, fn, description)
+        return fn
+
+    return deco
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in _REGISTRY:
+        raise TrainwiseError(f"unknown model '{name}'{suggest(name, _REGISTRY)}; run 'trainwise models' to list them")
+    return _REGISTRY[name]
+
+
+def _check_type(name: str, key: str, value: Any, tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    options = typing.get_args(tp) if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (tp,)
+    for opt in options:
+        if opt is Any or (opt is type(None) and value is None):
+            return value
+        base = typing.get_origin(opt) or opt
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if base in (list, tuple) and isinstance(value, (list, tuple)):
+            return list(value)
+        if isinstance(base, type) and isinstance(value, base) and not (base is int and isinstance(value, bool)):
+            return value
+    raise TrainwiseError(f"model.{key}={value!r} has the wrong type for model '{name}': expected "
+                         f"{getattr(tp, '__name__', str(tp)).replace('typing.', '')}")
+
+
+def create_model(name: str, in_shape: tuple[int, ...] | list[int], out_dim: int, **overrides: Any) -> nn.Module:
+    """Build a registered model, checking every override against the builder's signature and types."""
+    spec = get_spec(name)
+    args = spec.arguments()
+    clean = {}
+    for key, value in overrides.items():
+        if key not in args:
+            raise TrainwiseError(f"model '{name}' has no argument '{key}'{suggest(key, args)}; "
+                                 f"its arguments are: {', '.join(args) or 'none'}")
+        clean[key] = _check_type(name, key, value, args[key][0])
+    return spec.builder(in_shape=tuple(in_shape), out_dim=out_dim, **clean)

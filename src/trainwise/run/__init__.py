@@ -1,0 +1,1 @@
+"""The run directory: resolved config, metrics.jsonl, summary.json, weights, curves."""

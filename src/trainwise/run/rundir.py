@@ -1,0 +1,116 @@
+"""A self-describing run directory and the files in it. Every file is written atomically (temp file, fsync,
+``os.replace``), so a crash never leaves a half-written file under a final name."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from trainwise.errors import TrainwiseError
+
+
+def new_run_dir(name: str, run_dir: str | Path | None, root: str | Path = "runs") -> Path:
+    """``--run-dir DIR`` must not exist (never overwrite a run); otherwise ``runs/<name>-<YYYYmmdd-HHMMSS>``."""
+    if run_dir is not None:
+        p = Path(run_dir)
+        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+            raise TrainwiseError(f"run directory '{p}' already exists; pass a new --run-dir (nothing was overwritten)")
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{stamp}"
+    p, i = base, 1
+    while True:
+        try:
+            p.mkdir(parents=True, exist_ok=False)
+            return p
+        except FileExistsError:  # two runs in the same second
+            i += 1
+            p = base.with_name(f"{base.name}-{i}")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via ``write(tmp_path)`` into the same directory, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+    """Tensors to safetensors (no pickle). Shared storage is broken up with clone; metadata is plain strings."""
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    atomic_write(path, lambda p: save_file(tensors, str(p)))
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Weights from ``.safetensors`` or a plain state-dict ``.pt`` (``weights_only=True``: never runs code)."""
+    p = Path(path)
+    if not p.is_file():
+        raise TrainwiseError(f"weights file '{p}' does not exist")
+    if p.suffix == ".safetensors":
+        try:
+            return load_file(str(p), device="cpu")
+        except Exception as exc:  # safetensors raises its own error types for torn files
+            raise TrainwiseError(f"'{p}' is not a valid safetensors file ({exc}); it may be truncated") from None
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for payloads weights_only refuses, others for torn files
+        raise TrainwiseError(f"refusing to load '{p}': not a plain state dict loadable with weights_only=True "
+                             f"({str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(state, dict):
+        raise TrainwiseError(f"'{p}' does not hold a state dict")
+    return state
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("trainwise", "torch", "numpy", "torchmetrics", "safetensors", "scikit-learn"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per event, flushed per line so a crash loses at most the last line."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._f = open(path, "a", buffering=1) if path is not None else None  # noqa: SIM115 - lives for the run
+
+    def write(self, event: dict[str, Any]) -> None:
+        if self._f is not None:
+            self._f.write(json.dumps(event) + "\n")
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None

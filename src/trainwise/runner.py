@@ -1,0 +1,157 @@
+"""A config end to end: data → model → ``fit``; and re-using a finished run (evaluate, predict).
+
+The CLI is a thin layer over these functions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from trainwise.config import compose
+from trainwise.data.sources import load_source
+from trainwise.data.splits import Preprocess, Splits, split_table
+from trainwise.errors import TrainwiseError
+from trainwise.models import create_model
+from trainwise.run.rundir import load_weights
+from trainwise.tasks.base import make_task
+from trainwise.train.loop import FitResult, evaluate, fit, seed_everything
+from trainwise.train.precision import resolve_device, resolve_precision
+
+
+def load_data(cfg: DictConfig) -> Splits:
+    d = cfg.data
+    table = load_source(d.source, d.path, d.target, d.task)
+    return split_table(table, cfg.seed, d.val_fraction, d.test_fraction, d.standardize)
+
+
+def build_model(cfg: DictConfig, prep: Preprocess, num_classes: int) -> torch.nn.Module:
+    args: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
+    name = args.pop("name")
+    if name == "mlp" and prep.cat_categories and "cat_cardinalities" not in args:
+        args["cat_cardinalities"] = [len(c) + 1 for c in prep.cat_categories]
+    out_dim = num_classes if prep.task == "classification" else 1
+    return create_model(name, prep.input_shape, out_dim, **args)
+
+
+def train(cfg: DictConfig, run_dir: str | Path | None = "auto", quiet: bool = False) -> FitResult:
+    """Train the model a config describes on the data it names."""
+    splits = load_data(cfg)
+    seed_everything(cfg.seed)  # model init is part of the run's randomness
+    model = build_model(cfg, splits.preprocess, splits.num_classes)
+    return fit(model, splits, config=cfg, run_dir=run_dir, quiet=quiet)
+
+
+def _open_run(run_dir: str | Path) -> tuple[Path, DictConfig, Preprocess, torch.nn.Module]:
+    rd = Path(run_dir)
+    if not (rd / "config.yaml").is_file():
+        raise TrainwiseError(f"'{rd}' is not a run directory (no config.yaml); give a directory made by "
+                             "'trainwise train'")
+    cfg = compose(rd / "config.yaml")
+    pp = rd / "preprocess.json"
+    if not pp.is_file():
+        raise TrainwiseError(f"'{rd}' has no preprocess.json; it was not trained from a config")
+    prep = Preprocess(**json.loads(pp.read_text()))
+    weights = rd / "best.safetensors"
+    if not weights.is_file():
+        weights = rd / "final.safetensors"
+    if not weights.is_file():
+        raise TrainwiseError(f"'{rd}' holds no weights (best.safetensors / final.safetensors); the run did not finish")
+    num_classes = len(prep.class_names) if prep.task == "classification" else 0
+    model = build_model(cfg, prep, num_classes)
+    model.load_state_dict(load_weights(weights))
+    model.eval()
+    return rd, cfg, prep, model
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, float]:
+    """Re-evaluate a run's saved (best) weights on one of its splits, rebuilt deterministically from its seed."""
+    from trainwise.data.loaders import make_loader
+
+    rd, cfg, prep, model = _open_run(run_dir)
+    splits = load_data(cfg)
+    part = getattr(splits, split)
+    if part is None:
+        raise TrainwiseError(f"run '{rd}' has no {split} split (its fraction was 0)")
+    device = resolve_device(cfg.device)
+    model.to(device)
+    task = make_task(prep.task, splits.num_classes, 0.0, prep.y_mean, prep.y_std)
+    loader = make_loader((part.x, part.y), cfg.data.eval_batch_size, shuffle=False, drop_last=False, seed=cfg.seed,
+                         device=device)
+    return evaluate(model, loader, task, resolve_precision(cfg.precision, device), device)
+
+
+def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.ndarray, Any]:
+    """Raw features from CSV (columns matched by name) or .npz (array ``x``), preprocessed as in training."""
+    if not path.is_file():
+        raise TrainwiseError(f"input file '{path}' does not exist")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            if "x" not in f.files:
+                raise TrainwiseError(f"'{path}' must hold an array named 'x'")
+            x = f["x"].astype(np.float32)
+        return x, None
+    if path.suffix != ".csv":
+        raise TrainwiseError(f"input '{path}' must be a .csv or .npz file")
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise TrainwiseError(f"cannot read CSV '{path}': {str(exc).splitlines()[0]}") from None
+    if prep.feature_names and all(c in df.columns for c in prep.feature_names):
+        numeric = [c for c in prep.feature_names if c not in prep.cat_columns]
+        cols = [df[numeric].to_numpy(dtype=np.float64)]
+        for c, names in zip(prep.cat_columns, prep.cat_categories):
+            index = {n: i + 1 for i, n in enumerate(names)}
+            cols.append(np.array([index.get(str(v), 0) for v in df[c]], dtype=np.float64)[:, None])
+        x = np.column_stack(cols).astype(np.float32)
+    else:
+        feats = df.drop(columns=[target]) if target and target in df.columns else df
+        expected = int(np.prod(prep.input_shape))
+        if feats.shape[1] != expected:
+            raise TrainwiseError(f"'{path}' has {feats.shape[1]} feature columns but the model takes {expected}")
+        x = feats.to_numpy(dtype=np.float32)
+    return x.reshape(len(x), *prep.input_shape), df
+
+
+def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | None = None,
+                force: bool = False) -> Path:
+    """Write predictions for raw inputs (CSV or .npz) next to the input or to ``out``; never overwrites silently."""
+    rd, cfg, prep, model = _open_run(run_dir)
+    inp = Path(input_path)
+    dest = Path(out) if out is not None else inp.with_name(f"{inp.stem}.predictions.csv")
+    if dest.exists() and not force:
+        raise TrainwiseError(f"'{dest}' already exists; pass --out PATH or --force to replace it")
+    x, _ = _read_inputs(inp, prep, cfg.data.target)
+    if len(x) == 0:
+        raise TrainwiseError(f"'{inp}' holds no rows to predict")
+    if prep.kind == "tabular":
+        nan = np.isnan(x[:, prep.num_numeric:]) if prep.cat_columns else None
+        if nan is not None and nan.any():
+            raise TrainwiseError(f"'{inp}' has missing categorical codes")
+    elif not np.isfinite(x).all():
+        raise TrainwiseError(f"'{inp}' holds NaN or inf values")
+    xt = torch.from_numpy(prep.apply(x))
+    task = make_task(prep.task, len(prep.class_names), 0.0, prep.y_mean, prep.y_std)
+    with torch.inference_mode():
+        outs = torch.cat([model(xt[i:i + 1024]) for i in range(0, len(xt), 1024)])
+    import pandas as pd
+
+    pred = task.predict(outs).numpy()
+    cols: dict[str, Any] = {}
+    if prep.task == "classification":
+        probs = outs.softmax(1).numpy()
+        cols["prediction"] = [prep.class_names[i] for i in pred]
+        for j, name in enumerate(prep.class_names):
+            cols[f"prob_{name}"] = probs[:, j]
+    else:
+        cols["prediction"] = pred
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(cols).to_csv(dest, index=False)
+    return dest

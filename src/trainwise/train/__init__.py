@@ -1,0 +1,1 @@
+"""The training loop and the step machinery every paradigm shares."""

@@ -1,0 +1,361 @@
+"""The supervised training loop — the textbook loop, with the production details filled in.
+
+Read top to bottom: ``fit`` resolves options, builds loaders/optimizer/schedule, then runs ``train_epoch`` and
+``evaluate`` per epoch, keeps the best weights, and writes the run directory. The per-step path does no host sync:
+loss and correct-count accumulate on the device and are read at log intervals and at the end of each epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from trainwise.config import from_kwargs, to_yaml
+from trainwise.data.loaders import DeviceDataLoader, InMemoryLoader, epoch_seed, make_loader
+from trainwise.data.sources import from_arrays
+from trainwise.data.splits import Splits, split_table
+from trainwise.errors import TrainwiseError
+from trainwise.progress import Reporter
+from trainwise.run.rundir import MetricsLog, new_run_dir, save_weights, versions, write_json, write_text
+from trainwise.tasks.base import Task, make_task, minimize
+from trainwise.train.augment import mix, random_shift
+from trainwise.train.optim import build_optimizer
+from trainwise.train.precision import autocast, grad_scaler, resolve_device, resolve_precision
+from trainwise.train.schedule import build_schedule
+from trainwise.train.step import Stepper
+
+Loader = InMemoryLoader | DeviceDataLoader
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: per-epoch history, final metrics (``summary``), the model (best weights), paths."""
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+    run_dir: Path | None
+    step_losses: list[float] = field(default_factory=list)  # per optimizer step, only with record_step_losses
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _as_splits(data: Any, cfg: DictConfig) -> Splits | dict[str, Any]:
+    """Accept a Splits, (x, y) arrays to split, or a dict of pre-split ``{"train": (x, y) | Dataset, ...}``."""
+    if isinstance(data, Splits):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        table = from_arrays(data[0], data[1], cfg.data.task)
+        return split_table(table, cfg.seed, cfg.data.val_fraction, cfg.data.test_fraction, cfg.data.standardize)
+    if isinstance(data, dict) and "train" in data:
+        return data
+    if isinstance(data, torch.utils.data.Dataset):
+        return {"train": data}
+    raise TrainwiseError("data must be (x, y) arrays, a dict {'train': …, 'val': …, 'test': …} of (x, y) or "
+                         "Datasets, a torch Dataset, or trainwise Splits")
+
+
+def _to_tensors(part: Any) -> tuple[torch.Tensor, torch.Tensor] | torch.utils.data.Dataset | None:
+    if part is None or isinstance(part, torch.utils.data.Dataset):
+        return part
+    x, y = part
+    return torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x), \
+        torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+
+
+def _first_batch(loader: Loader) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(loader, InMemoryLoader):
+        return loader.x[: loader.batch_size], loader.y[: loader.batch_size]
+    x, y = next(iter(loader.loader))
+    return x.to(loader.device), y.to(loader.device)
+
+
+def check_model_fits(model: nn.Module, task: Task, loader: Loader, precision: str, device: torch.device) -> None:
+    """One forward in eval mode on a few samples: the model accepts the input and its output matches the task.
+    Eval + inference_mode change no state (BN statistics, RNG), so training is unaffected."""
+    x, _ = _first_batch(loader)
+    x = x[:2]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast(precision, device):
+            out = model(x)
+    except RuntimeError as exc:
+        raise TrainwiseError(f"the model cannot take inputs of shape {tuple(x.shape[1:])}: "
+                             f"{str(exc).splitlines()[0]}; match the model's input to the data") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise TrainwiseError("the model must return a tensor of outputs")
+    task.check_output(out, x.shape[0])
+
+
+def evaluate(model: nn.Module, loader: Loader, task: Task, precision: str, device: torch.device) -> dict[str, float]:
+    """Loss and metrics over a whole split under ``eval()`` (dropout off, BN running stats) and ``inference_mode``
+    (no autograd graph): both are needed, neither implies the other."""
+    was_training = model.training
+    model.eval()
+    outs, ys = [], []
+    loss_sum = torch.zeros((), device=device)
+    with torch.inference_mode(), autocast(precision, device):
+        for x, y in loader:
+            out = model(x)
+            loss_sum += task.eval_loss_sum(out, y)
+            outs.append(out.float())
+            ys.append(y)
+    model.train(was_training)
+    out, y = torch.cat(outs), torch.cat(ys)
+    metrics = {"loss": (loss_sum / len(y)).item()}
+    metrics.update(task.metrics(out, y))
+    return metrics
+
+
+def _group_weights(batch_sizes: list[int], k: int) -> list[float]:
+    """Weight of each micro-batch's mean loss so that K micro-batches give the gradient of their union's mean loss
+    (a ragged last batch and a partial last group included)."""
+    weights = []
+    for start in range(0, len(batch_sizes), k):
+        group = batch_sizes[start:start + k]
+        total = sum(group)
+        weights += [b / total for b in group]
+    return weights
+
+
+def _batch_sizes(loader: Loader, n: int) -> list[int]:
+    bs = loader.batch_size if isinstance(loader, InMemoryLoader) else loader.loader.batch_size
+    steps = len(loader)
+    return [min(bs, n - i * bs) for i in range(steps)]
+
+
+def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_dir: str | Path | None = "auto",
+        quiet: bool = True, callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+        record_step_losses: bool = False, **options: Any) -> FitResult:
+    """Train ``model`` on ``data`` with the production loop and return history, metrics and paths.
+
+    ``data``: ``(x, y)`` arrays (split and standardised here, stratified, from the seed), a dict
+    ``{"train": (x, y), "val": …, "test": …}`` used as given, a ``Dataset`` (DataLoader path), or ``Splits``.
+    ``options`` override config keys: ``epochs=5``, ``optim={"lr": 1e-3}``, ``**{"optim.lr": 1e-3}``.
+    ``run_dir``: ``"auto"`` → ``runs/<name>-<stamp>``; a path (must not exist); ``None`` → write nothing.
+    ``callbacks``: observers called with every metrics event (they cannot change the loop's state).
+    """
+    cfg = config if config is not None else from_kwargs(**options)
+    if config is not None and options:
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.merge(config, from_kwargs(**options))
+    d, t, o, s = cfg.data, cfg.train, cfg.optim, cfg.schedule
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+
+    splits = _as_splits(data, cfg)
+    if isinstance(splits, Splits):
+        parts = {"train": (splits.train.x, splits.train.y),
+                 "val": (splits.val.x, splits.val.y) if splits.val is not None else None,
+                 "test": (splits.test.x, splits.test.y) if splits.test is not None else None}
+        kind, num_classes = splits.task, splits.num_classes
+        y_mean, y_std = splits.preprocess.y_mean, splits.preprocess.y_std
+    else:
+        parts = {k: _to_tensors(splits.get(k)) for k in ("train", "val", "test")}
+        train_y = parts["train"][1] if isinstance(parts["train"], tuple) else None
+        kind = d.task if d.task != "auto" else ("regression" if train_y is not None and train_y.is_floating_point()
+                                                else "classification")
+        num_classes = int(train_y.max()) + 1 if (kind == "classification" and train_y is not None) else 0
+        y_mean, y_std = 0.0, 1.0
+    if kind == "classification" and num_classes == 0:  # Dataset input: the model's width decides
+        num_classes = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
+    task = make_task(kind, num_classes, t.label_smoothing, y_mean, y_std)
+
+    def loader(part: Any, train: bool) -> Loader | None:
+        if part is None:
+            return None
+        return make_loader(part, d.batch_size if train else d.eval_batch_size, shuffle=train,
+                           drop_last=d.drop_last and train, seed=cfg.seed, device=device, mode=d.loader,
+                           num_workers=d.num_workers, pin_memory=d.pin_memory, persistent_workers=d.persistent_workers,
+                           prefetch_factor=d.prefetch_factor)
+
+    train_loader = loader(parts["train"], True)
+    val_loader, test_loader = loader(parts["val"], False), loader(parts["test"], False)
+    assert train_loader is not None
+    n_train = len(parts["train"][0]) if isinstance(parts["train"], tuple) else len(parts["train"])  # type: ignore[arg-type]
+    if kind == "classification" and isinstance(parts["train"], tuple):
+        for name, part in parts.items():
+            if isinstance(part, tuple) and (int(part[1].min()) < 0 or int(part[1].max()) >= num_classes):
+                raise TrainwiseError(f"{name} labels must be in 0..{num_classes - 1} but range "
+                                     f"{int(part[1].min())}..{int(part[1].max())}; renumber the classes from 0")
+
+    model.to(device)
+    check_model_fits(model, task, train_loader, precision, device)
+    train_model = torch.compile(model) if cfg.compile else model
+
+    steps_per_epoch = len(train_loader)
+    k = t.accumulate
+    weights = _group_weights(_batch_sizes(train_loader, n_train), k)
+    boundaries = {i for i in range(steps_per_epoch) if (i + 1) % k == 0 or i == steps_per_epoch - 1}
+    opt_steps_per_epoch = len(boundaries)
+    optimizer = build_optimizer(model, o.name, o.lr, o.weight_decay, o.momentum, o.nesterov, (o.beta1, o.beta2),
+                                o.eps, dict(o.group_lr))
+    has_val = val_loader is not None
+    monitor = t.monitor if has_val or not t.monitor.startswith("val/") else t.monitor.replace("val/", "train/", 1)
+    lower_better = minimize(monitor)
+    schedule = build_schedule(optimizer, s.name, opt_steps_per_epoch * t.epochs, opt_steps_per_epoch,
+                              warmup_fraction=s.warmup_fraction, min_lr_ratio=s.min_lr_ratio, step_size=s.step_size,
+                              gamma=s.gamma, factor=s.factor, patience=s.patience, cycle_epochs=s.cycle_epochs,
+                              base_lr_ratio=s.base_lr_ratio, mode="min" if lower_better else "max")
+    stepper = Stepper(model, optimizer, schedule, grad_scaler(precision, device), t.grad_clip, t.ema_decay)
+
+    # ---- run directory ------------------------------------------------------------------------------------------
+    out_dir = None if run_dir is None else new_run_dir(cfg.name, None if run_dir == "auto" else run_dir)
+    if out_dir is not None:
+        write_text(out_dir / "config.yaml", to_yaml(cfg))
+        if isinstance(splits, Splits):
+            write_json(out_dir / "preprocess.json", splits.preprocess.to_dict())
+    log = MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None)
+    reporter = Reporter(quiet, task.main_metric, t.epochs)
+    if isinstance(splits, Splits) and splits.missing:
+        reporter.info(f"missing values imputed with train medians: {splits.missing}")
+
+    def emit(event: dict[str, Any]) -> None:
+        log.write(event)
+        for cb in callbacks:
+            cb(dict(event))
+
+    # ---- the loop -------------------------------------------------------------------------------------------------
+    history: list[dict[str, Any]] = []
+    step_losses: list[float] = []
+    best_value = math.inf if lower_better else -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch, bad_epochs, stopped = -1, 0, "completed"
+    global_step = 0  # optimizer steps
+    augment = d.augment == "shift" and kind == "classification"
+    mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and kind == "classification"
+    t_start = time.perf_counter()
+    for epoch in range(t.epochs):
+        t_epoch = time.perf_counter()
+        train_loader.set_epoch(epoch)
+        aug_g = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch)) if (augment or mixing) else None
+        mix_rng = np.random.default_rng(epoch_seed(cfg.seed + 2, epoch)) if mixing else None
+        model.train()
+        reporter.start_epoch(epoch, steps_per_epoch)
+        loss_sum = torch.zeros((), device=device)  # summed per-sample training loss, stays on device
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        log_loss = torch.zeros((), device=device)
+        log_count = 0
+        for i, (x, y) in enumerate(train_loader):
+            if augment:
+                x = random_shift(x, aug_g)  # type: ignore[arg-type]
+            if mixing:
+                x, y = mix(x, y, num_classes, t.mixup_alpha, t.cutmix_alpha, mix_rng, aug_g)  # type: ignore[arg-type]
+            with autocast(precision, device):
+                out = train_model(x)  # (B, out_dim)
+                loss = task.loss(out, y)
+            stepper.backward(loss * weights[i] if k > 1 else loss)
+            b = x.shape[0]
+            loss_detached = loss.detach()
+            loss_sum += loss_detached * b
+            correct += task.correct(out.detach(), y)
+            seen += b
+            if record_step_losses:
+                step_losses.append(loss_detached.item())  # a host sync: for tests and parity checks only
+            reporter.advance()
+            if i in boundaries:
+                stepper.step()
+                global_step += 1
+                log_loss += loss_detached
+                log_count += 1
+                if global_step % t.log_every == 0:  # the only per-interval sync in the loop
+                    mean = (log_loss / log_count).item()
+                    event = {"step": global_step, "epoch": epoch, "split": "train", "loss": mean, "lr": stepper.lr}
+                    if stepper.grad_norm is not None:
+                        event["grad_norm"] = stepper.grad_norm.item()
+                    emit(event)
+                    reporter.update(mean, (i + 1) / (time.perf_counter() - t_epoch))
+                    log_loss.zero_()
+                    log_count = 0
+
+        # ---- end of epoch: one sync, evaluation, best weights, early stopping, schedule ---------------------------
+        row: dict[str, Any] = {"epoch": epoch, "step": global_step, "train/loss": (loss_sum / seen).item()}
+        if kind == "classification":
+            row["train/accuracy"] = correct.item() / seen
+        eval_model = stepper.eval_model()
+        if has_val:
+            row.update({f"val/{m}": v for m, v in evaluate(eval_model, val_loader, task, precision, device).items()})
+        row["lr"] = stepper.lr
+        if stepper.scaler is not None:
+            row["skipped_steps"] = stepper.skipped_steps()
+        value = row.get(monitor, row["train/loss"])
+        schedule.after_epoch(value)
+        row["seconds"] = time.perf_counter() - t_epoch
+        history.append(row)
+        emit({"step": global_step, "epoch": epoch, "split": "train", "epoch_end": True,
+              **{k_.split("/", 1)[1]: v for k_, v in row.items() if k_.startswith("train/")}, "lr": row["lr"]})
+        if has_val:
+            emit({"step": global_step, "epoch": epoch, "split": "val",
+                  **{k_.split("/", 1)[1]: v for k_, v in row.items() if k_.startswith("val/")}})
+        reporter.end_epoch(row)
+        if not math.isfinite(row["train/loss"]):
+            stopped = "non_finite_loss"
+            reporter.info(f"[red]training stopped: the loss became non-finite in epoch {epoch + 1}; "
+                          "lower optim.lr or set train.grad_clip[/red]")
+            break
+        improved = value < best_value if lower_better else value > best_value
+        if improved:
+            best_value, best_epoch, bad_epochs = value, epoch, 0
+            best_state = {n: v.detach().clone() for n, v in eval_model.state_dict().items()}
+            if out_dir is not None:
+                save_weights(out_dir / "best.safetensors", best_state)
+        else:
+            bad_epochs += 1
+            if t.early_stopping and has_val and bad_epochs >= t.patience:
+                stopped = "early_stopping"
+                reporter.info(f"early stopping: {monitor} has not improved for {t.patience} epochs "
+                              f"(best {best_value:.4f} at epoch {best_epoch + 1})")
+                break
+
+    # ---- end of training: final weights, restore best, test once ---------------------------------------------------
+    wall = time.perf_counter() - t_start
+    final_model = stepper.eval_model()
+    if out_dir is not None:
+        save_weights(out_dir / "final.safetensors", final_model.state_dict())
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    summary: dict[str, Any] = {}
+    last = history[-1]
+    for key, v in last.items():
+        if "/" in key:
+            summary[key] = v
+    if best_epoch >= 0 and has_val:
+        summary.update({k_: v for k_, v in history[best_epoch].items() if k_.startswith("val/")})
+    if test_loader is not None:
+        test = evaluate(model, test_loader, task, precision, device)
+        summary.update({f"test/{m}": v for m, v in test.items()})
+        emit({"step": global_step, "epoch": last["epoch"], "split": "test", **test})
+    summary.update({"epochs": len(history), "steps": global_step, "best_epoch": best_epoch + 1,
+                    "monitor": monitor, "stopped": stopped, "wall_seconds": round(wall, 3), "seed": cfg.seed,
+                    "device": str(device), "precision": precision, "task": kind, "main_metric": task.main_metric,
+                    "versions": versions()})
+    if stepper.scaler is not None:
+        summary["skipped_steps"] = stepper.skipped_steps()
+    log.close()
+    if out_dir is not None:
+        write_json(out_dir / "summary.json", summary)
+        write_json(out_dir / "history.json", history)
+        from trainwise.run.plots import plot_curves
+
+        plot_curves(history, task.main_metric, out_dir / "curves.png")
+    return FitResult(model, history, summary, out_dir, step_losses)

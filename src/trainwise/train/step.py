@@ -1,0 +1,73 @@
+"""The step machinery every paradigm shares: precision, loss scaling, accumulation, clipping, optimizer, schedule, EMA.
+
+A paradigm computes a loss from a batch; :class:`Stepper` does everything after that. Keeping this in one place is
+what stops gradient accumulation being right in one recipe and wrong in another.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from trainwise.train.schedule import Schedule
+
+
+class Stepper:
+    """backward → (every K micro-batches) unscale → clip → optimizer step → zero_grad → schedule → EMA.
+
+    No host sync happens here: the gradient norm stays a device tensor until someone logs it.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule,
+                 scaler: torch.amp.GradScaler | None, grad_clip: float | None, ema_decay: float | None) -> None:
+        self.model, self.optimizer, self.schedule, self.scaler = model, optimizer, schedule, scaler
+        self.grad_clip = grad_clip
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.grad_norm: torch.Tensor | None = None  # 0-d device tensor, last pre-clip global norm
+        self.ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+                    if ema_decay else None)
+        self.optimizer_steps = 0
+        device = self.params[0].device if self.params else torch.device("cpu")
+        self._skipped = torch.zeros((), device=device)  # fp16 steps skipped by GradScaler, on device
+        optimizer.zero_grad(set_to_none=True)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backward of a micro-batch loss already weighted for accumulation."""
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def step(self) -> None:
+        """Apply the accumulated gradients."""
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip true gradients, not scaled ones
+            # Count skipped fp16 steps on the device (no sync): GradScaler records inf/NaN found while unscaling.
+            found = self.scaler._per_optimizer_states[id(self.optimizer)]["found_inf_per_device"]  # noqa: SLF001
+            for flag in found.values():
+                self._skipped = self._skipped + flag.to(self._skipped.device)
+        if self.grad_clip is not None:
+            self.grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skipped internally when gradients are inf/NaN
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)  # None grads: no memset, and the next backward writes instead of adds
+        self.schedule.after_step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.optimizer_steps += 1
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def skipped_steps(self) -> int:
+        """fp16 steps GradScaler skipped for non-finite gradients (a host sync: call at epoch end only)."""
+        return int(self._skipped.item())
+
+    def eval_model(self) -> nn.Module:
+        """The weights evaluation should use: the EMA when enabled, the live model otherwise."""
+        return self.ema.module if self.ema is not None else self.model
