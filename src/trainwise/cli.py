@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from trainwise.errors import TrainwiseError
+from trainwise.train.state import TrainingInterrupted
 
 EPILOG_TRAIN = """\
 examples:
@@ -52,21 +53,59 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainwise.config import compose
     from trainwise.runner import train
 
-    config, overrides = _split_train_args(args.items)
-    cfg = compose(config, args.preset, overrides)
-    result = train(cfg, run_dir=args.run_dir or "auto", quiet=args.quiet)
+    if args.resume:
+        if args.items or args.preset or args.run_dir:
+            raise TrainwiseError("--resume RUN_DIR takes no config, preset, overrides or --run-dir: the run's own "
+                                 "config.yaml is used")
+        from trainwise.runner import resume
+
+        result = resume(args.resume, quiet=args.quiet)
+    else:
+        config, overrides = _split_train_args(args.items)
+        cfg = compose(config, args.preset, overrides)
+        result = train(cfg, run_dir=args.run_dir or "auto", quiet=args.quiet)
+    _print_result(result, args.quiet)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from trainwise.runner import resume
+
+    _print_result(resume(args.run_dir, quiet=args.quiet), args.quiet)
+    return 0
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    from trainwise.runner import checkpoint_table
+
+    rows = checkpoint_table(args.run_dir)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print(f"no checkpoints in {args.run_dir}")
+        return 0
+    print(f"{'checkpoint':<16}{'step':>8}{'epoch':>7}{'batch':>7}  {'monitor':<22}{'size':>10}  verified")
+    for r in rows:
+        mon = f"{r.get('monitor', '')}={r['value']:.4f}" if r.get("value") is not None else "-"
+        ok = "yes" if r["verified"] else f"NO: {r['problem']}"
+        print(f"{r['name']:<16}{r['step']:>8}{r.get('epoch', '-'):>7}{r.get('batch', '-'):>7}  {mon:<22}"
+              f"{r['bytes'] / 1024:>8.0f}KB  {ok}")
+    return 0
+
+
+def _print_result(result, quiet: bool) -> None:  # noqa: ANN001 - FitResult, imported lazily
     s = result.summary
     main = f"test/{s['main_metric']}"
     shown = {k: v for k, v in s.items() if k.startswith("test/")}
     shown.update({"epochs": s["epochs"], "wall_seconds": s["wall_seconds"], "stopped": s["stopped"]})
-    if not args.quiet:
+    if not quiet:
         from trainwise.progress import Reporter
 
         Reporter(False, s["main_metric"], 0).summary("result", shown)
     print(f"run directory: {result.run_dir}")
     if main in s:
         print(f"{main}: {s[main]:.4f}")
-    return 0
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -126,7 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", help="built-in preset to start from (see 'trainwise presets')")
     t.add_argument("--run-dir", help="run directory to create (must not exist); default runs/<name>-<timestamp>")
     t.add_argument("--quiet", action="store_true", help="no progress bar or tables; print only the result lines")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its newest valid checkpoint")
     t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("resume", help="continue a run from its newest valid checkpoint (= train --resume)",
+                       description="Continue RUN_DIR from its newest valid checkpoint. Torn or corrupted checkpoints "
+                       "are reported and skipped. Resume is exact: the final weights equal an uninterrupted run's.")
+    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    r.set_defaults(func=cmd_resume)
+
+    c = sub.add_parser("checkpoints", help="list a run's checkpoints and whether each verifies",
+                       description="List RUN_DIR's checkpoints: step, epoch, batch, monitored metric, size, verified.")
+    c.add_argument("run_dir", metavar="RUN_DIR")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(func=cmd_checkpoints)
 
     ps = sub.add_parser("presets", help="list built-in presets", description="List built-in presets.")
     ps.set_defaults(func=cmd_presets)
@@ -165,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainwiseError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    except TrainingInterrupted as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130

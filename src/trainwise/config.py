@@ -82,6 +82,23 @@ class TrainConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every_steps: int = 0  # optimizer steps between checkpoints; 0: off
+    every_seconds: float = 0.0  # wall seconds between checkpoints; 0: off
+    every_epoch: bool = True  # a checkpoint at each epoch end
+    keep: int = 2  # newest checkpoints kept, plus the best
+    on_error: str = "continue"  # a failed checkpoint write: continue | stop
+
+
+@dataclass
+class FaultConfig:
+    nonfinite: str = "auto"  # auto (skip on CPU, stop on GPU) | skip | stop
+    max_bad_steps: int = 3  # consecutive skipped steps before rolling back to the last checkpoint
+    lr_factor: float = 0.5  # lr multiplier applied at each rollback
+    max_rollbacks: int = 3  # then stop
+
+
+@dataclass
 class Config:
     name: str = "run"
     seed: int = 0
@@ -93,6 +110,8 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    faults: FaultConfig = field(default_factory=FaultConfig)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -102,6 +121,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.loader": ("auto", "memory", "dataloader"),
     "data.augment": ("none", "shift"),
     "optim.name": ("sgd", "rmsprop", "adam", "adamw"),
+    "checkpoint.on_error": ("continue", "stop"),
+    "faults.nonfinite": ("auto", "skip", "stop"),
     "schedule.name": ("constant", "step", "cosine", "warmup_cosine", "onecycle", "plateau", "cyclic"),
 }
 
@@ -247,6 +268,11 @@ def validate(cfg: DictConfig) -> None:
         (o.weight_decay >= 0, "optim.weight_decay must be ≥ 0"),
         (0.0 <= cfg.schedule.warmup_fraction < 1.0, "schedule.warmup_fraction must be in [0, 1)"),
         (cfg.seed >= 0, "seed must be ≥ 0"),
+        (cfg.checkpoint.every_steps >= 0, "checkpoint.every_steps must be ≥ 0 (0 disables)"),
+        (cfg.checkpoint.every_seconds >= 0, "checkpoint.every_seconds must be ≥ 0 (0 disables)"),
+        (cfg.checkpoint.keep >= 1, "checkpoint.keep must be ≥ 1"),
+        (cfg.faults.max_bad_steps >= 1, "faults.max_bad_steps must be ≥ 1"),
+        (0 < cfg.faults.lr_factor <= 1, "faults.lr_factor must be in (0, 1]"),
     ]
     for ok, msg in checks:
         if not ok:

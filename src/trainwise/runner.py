@@ -47,6 +47,40 @@ def train(cfg: DictConfig, run_dir: str | Path | None = "auto", quiet: bool = Fa
     return fit(model, splits, config=cfg, run_dir=run_dir, quiet=quiet)
 
 
+def resume(run_dir: str | Path, quiet: bool = False) -> FitResult:
+    """Continue a run from its newest valid checkpoint (torn or corrupted ones are reported and skipped)."""
+    rd = Path(run_dir)
+    if not (rd / "config.yaml").is_file():
+        raise TrainwiseError(f"'{rd}' is not a run directory (no config.yaml); give a directory made by "
+                             "'trainwise train'")
+    cfg = compose(rd / "config.yaml")
+    splits = load_data(cfg)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, splits.preprocess, splits.num_classes)
+    return fit(model, splits, config=cfg, resume=rd, quiet=quiet)
+
+
+def checkpoint_table(run_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per checkpoint: step, epoch, batch, monitored metric, size, verified (or why not)."""
+    from trainwise.train.checkpoint import list_checkpoints, verify
+
+    rd = Path(run_dir)
+    if not rd.is_dir():
+        raise TrainwiseError(f"run directory '{rd}' does not exist")
+    rows = []
+    for folder in list_checkpoints(rd / "checkpoints"):
+        reason = verify(folder)
+        row: dict[str, Any] = {"name": folder.name, "step": int(folder.name.split("-")[1]),
+                               "bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
+                               "verified": reason is None, "problem": reason or ""}
+        if reason is None:
+            state = json.loads((folder / "state.json").read_text())
+            row.update({"epoch": state["loop"]["epoch"], "batch": state["loop"]["pos"],
+                        "monitor": state["monitor"]["name"], "value": state["monitor"]["value"]})
+        rows.append(row)
+    return rows
+
+
 def _open_run(run_dir: str | Path) -> tuple[Path, DictConfig, Preprocess, torch.nn.Module]:
     rd = Path(run_dir)
     if not (rd / "config.yaml").is_file():

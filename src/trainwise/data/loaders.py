@@ -6,16 +6,23 @@ Two paths with one interface (``set_epoch(e)``, iteration yields ``(x, y)`` on t
   epoch draws one permutation from a generator seeded by ``(seed, epoch)`` and batches are ``x[idx]`` slices. No
   per-sample ``__getitem__``, no collate, no host→device copy per step. Seeding by epoch (rather than carrying a
   generator forward) makes the order of any epoch recomputable, which exact resume relies on.
-* :func:`dataloader` — any ``torch.utils.data.Dataset`` through ``DataLoader`` (workers, pinned memory,
-  prefetching), with the same per-epoch seeding for the shuffle order and worker seeds.
+* :class:`DeviceDataLoader` — any ``torch.utils.data.Dataset`` through ``DataLoader`` (workers, pinned memory,
+  prefetching). The shuffle order is seeded by ``(seed, epoch)`` as above, and every sample is loaded under RNGs
+  seeded by ``(seed, epoch, index)``: random augmentation inside a user's ``__getitem__`` is then a function of the
+  sample alone — not of which worker loaded it, how many it loaded before, or whether workers persisted — which is
+  what lets a run resume mid-epoch bit-exactly with ``num_workers > 0``.
+
+Both support ``set_epoch(epoch, start=k)``: iteration then begins at batch ``k`` of that epoch (resume).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from trainwise.errors import TrainwiseError
 
@@ -40,10 +47,10 @@ class InMemoryLoader:
         self.x, self.y = x.to(device), y.to(device)
         self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
         self.device = device
-        self.epoch = 0
+        self.epoch, self.start = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
 
     def __len__(self) -> int:
         n = len(self.x)
@@ -61,16 +68,72 @@ class InMemoryLoader:
         idx = self.order()
         bs = self.batch_size
         if not self.shuffle:  # contiguous views, no gather
-            for i in range(len(self)):
+            for i in range(self.start, len(self)):
                 yield self.x[i * bs:(i + 1) * bs], self.y[i * bs:(i + 1) * bs]
             return
-        for i in range(len(self)):
+        for i in range(self.start, len(self)):
             j = idx[i * bs:(i + 1) * bs]
             yield self.x[j], self.y[j]
 
 
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    return (epoch_seed(seed, epoch) * 1_000_033 + index * 2_654_435_761) % (2**32 - 1)
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)`` pairs: this epoch's order (seeded by ``(seed, epoch)``) from sample ``start`` on."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool) -> None:
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.epoch, self.start = 0, 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch)))
+        else:
+            order = torch.arange(self.n)
+        for i in order[self.start:].tolist():
+            yield self.epoch, i
+
+    def __len__(self) -> int:
+        return self.n - self.start
+
+
+class SampleSeeded(Dataset):
+    """Loads ``dataset[index]`` under Python/NumPy/torch RNGs seeded by ``(seed, epoch, index)``.
+
+    In a worker process the worker's own RNGs are simply reseeded. In the main process (``num_workers=0``) they are
+    saved and restored around the call, so loading leaves the training RNG (dropout, …) untouched.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]):  # noqa: ANN204 - returns whatever the user's dataset returns
+        epoch, index = key
+        s = sample_seed(self.seed, epoch, index)
+        if get_worker_info() is not None:
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)
+            return self.dataset[index]
+        py, npy = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(py)
+                np.random.set_state(npy)
+
+
 class DeviceDataLoader:
-    """A DataLoader whose shuffle order and worker seeds are fixed by ``(seed, epoch)``; batches moved to device."""
+    """A DataLoader with (seed, epoch)-ordered, (seed, epoch, index)-seeded samples; batches moved to the device."""
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
                  device: torch.device, num_workers: int = 0, pin_memory: bool | None = None,
@@ -81,9 +144,9 @@ class DeviceDataLoader:
         if drop_last and n < batch_size:
             raise TrainwiseError(f"the split has {n} samples, fewer than one batch of {batch_size} with "
                                  "data.drop_last=true; lower data.batch_size or set data.drop_last=false")
-        self.seed, self.device, self.epoch = seed, device, 0
-        self.generator = torch.Generator()
-        sampler = RandomSampler(dataset, generator=self.generator) if shuffle else SequentialSampler(dataset)
+        self.n, self.seed, self.device, self.epoch = n, seed, device, 0
+        self.batch_size, self.drop_last = batch_size, drop_last
+        self.sampler = EpochSampler(n, seed, shuffle)
         pin = device.type == "cuda" if pin_memory is None else pin_memory
         self.non_blocking = pin and device.type == "cuda"
         kwargs = {}
@@ -91,18 +154,18 @@ class DeviceDataLoader:
             kwargs["persistent_workers"] = True if persistent_workers is None else persistent_workers
             if prefetch_factor is not None:
                 kwargs["prefetch_factor"] = prefetch_factor
-        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                                 num_workers=num_workers, pin_memory=pin, generator=self.generator, **kwargs)
+        self.loader = DataLoader(SampleSeeded(dataset, seed), batch_size=batch_size, sampler=self.sampler,
+                                 drop_last=drop_last, num_workers=num_workers, pin_memory=pin, **kwargs)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch = epoch
+        self.sampler.epoch, self.sampler.start = epoch, start * self.batch_size
 
     def __len__(self) -> int:
-        return len(self.loader)
+        """Batches in a whole epoch (independent of the start offset)."""
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        # Reseeding here fixes both the sampler's permutation and the workers' base seed for this epoch.
-        self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
         nb = self.non_blocking
         for x, y in self.loader:
             yield x.to(self.device, non_blocking=nb), y.to(self.device, non_blocking=nb)

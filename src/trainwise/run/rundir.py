@@ -102,9 +102,19 @@ def versions() -> dict[str, str]:
 class MetricsLog:
     """``metrics.jsonl``: one JSON object per event, flushed per line so a crash loses at most the last line."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, truncate_to: int | None = None) -> None:
         self.path = path
+        if path is not None and truncate_to is not None and path.exists():
+            # Resume: drop events written after the restored checkpoint; the resumed run writes them again.
+            with open(path, "r+b") as f:
+                f.truncate(truncate_to)
         self._f = open(path, "a", buffering=1) if path is not None else None  # noqa: SIM115 - lives for the run
+
+    def tell(self) -> int:
+        if self._f is None:
+            return 0
+        self._f.flush()
+        return self._f.tell()
 
     def write(self, event: dict[str, Any]) -> None:
         if self._f is not None:

@@ -29,9 +29,11 @@ from trainwise.progress import Reporter
 from trainwise.run.rundir import MetricsLog, new_run_dir, save_weights, versions, write_json, write_text
 from trainwise.tasks.base import Task, make_task, minimize
 from trainwise.train.augment import mix, random_shift
+from trainwise.train.checkpoint import Checkpointer
 from trainwise.train.optim import build_optimizer
 from trainwise.train.precision import autocast, grad_scaler, resolve_device, resolve_precision
 from trainwise.train.schedule import build_schedule
+from trainwise.train.state import LoopState, StopFlag, TrainingInterrupted
 from trainwise.train.step import Stepper
 
 Loader = InMemoryLoader | DeviceDataLoader
@@ -136,14 +138,14 @@ def _group_weights(batch_sizes: list[int], k: int) -> list[float]:
 
 
 def _batch_sizes(loader: Loader, n: int) -> list[int]:
-    bs = loader.batch_size if isinstance(loader, InMemoryLoader) else loader.loader.batch_size
+    bs = loader.batch_size
     steps = len(loader)
     return [min(bs, n - i * bs) for i in range(steps)]
 
 
 def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_dir: str | Path | None = "auto",
         quiet: bool = True, callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
-        record_step_losses: bool = False, **options: Any) -> FitResult:
+        record_step_losses: bool = False, resume: str | Path | None = None, **options: Any) -> FitResult:
     """Train ``model`` on ``data`` with the production loop and return history, metrics and paths.
 
     ``data``: ``(x, y)`` arrays (split and standardised here, stratified, from the seed), a dict
@@ -151,6 +153,9 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     ``options`` override config keys: ``epochs=5``, ``optim={"lr": 1e-3}``, ``**{"optim.lr": 1e-3}``.
     ``run_dir``: ``"auto"`` → ``runs/<name>-<stamp>``; a path (must not exist); ``None`` → write nothing.
     ``callbacks``: observers called with every metrics event (they cannot change the loop's state).
+    ``resume``: a run directory to continue from its newest valid checkpoint (``config`` must be that run's).
+
+    Raises :class:`TrainingInterrupted` after saving a checkpoint when SIGINT/SIGTERM arrives.
     """
     cfg = config if config is not None else from_kwargs(**options)
     if config is not None and options:
@@ -217,145 +222,233 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                               gamma=s.gamma, factor=s.factor, patience=s.patience, cycle_epochs=s.cycle_epochs,
                               base_lr_ratio=s.base_lr_ratio, mode="min" if lower_better else "max")
     stepper = Stepper(model, optimizer, schedule, grad_scaler(precision, device), t.grad_clip, t.ema_decay)
+    nonfinite = cfg.faults.nonfinite if cfg.faults.nonfinite != "auto" else (
+        "stop" if device.type == "cuda" else "skip")  # a per-step finiteness check is free on CPU, a sync on GPU
 
     # ---- run directory ------------------------------------------------------------------------------------------
-    out_dir = None if run_dir is None else new_run_dir(cfg.name, None if run_dir == "auto" else run_dir)
-    if out_dir is not None:
+    if resume is not None:
+        out_dir: Path | None = Path(resume)
+    else:
+        out_dir = None if run_dir is None else new_run_dir(cfg.name, None if run_dir == "auto" else run_dir)
+    if out_dir is not None and resume is None:
         write_text(out_dir / "config.yaml", to_yaml(cfg))
         if isinstance(splits, Splits):
             write_json(out_dir / "preprocess.json", splits.preprocess.to_dict())
-    log = MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None)
     reporter = Reporter(quiet, task.main_metric, t.epochs)
     if isinstance(splits, Splits) and splits.missing:
         reporter.info(f"missing values imputed with train medians: {splits.missing}")
+
+    # ---- mutable loop state (everything a checkpoint must hold besides module/optimizer state) ---------------------
+    st = LoopState(best_value=math.inf if lower_better else -math.inf)
+    augment = d.augment == "shift" and kind == "classification"
+    mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and kind == "classification"
+    aug_g = torch.Generator()
+    mix_rng = np.random.default_rng(0)
+    ckpt = Checkpointer(out_dir, cfg, model, stepper, st, {"augment": aug_g}, reporter) \
+        if out_dir is not None else None
+
+    if resume is not None:
+        assert ckpt is not None
+        folder = ckpt.restore_latest()
+        mix_rng = ckpt.mix_rng_restored or mix_rng
+        reporter.info(f"resumed from {folder.name}: epoch {st.epoch + 1}, batch {st.pos}, step {st.global_step}")
+        st.resumed_from = folder.name
+    log = MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None, truncate_to=st.log_offset)
+    if ckpt is not None:
+        ckpt.log = log
 
     def emit(event: dict[str, Any]) -> None:
         log.write(event)
         for cb in callbacks:
             cb(dict(event))
 
-    # ---- the loop -------------------------------------------------------------------------------------------------
-    history: list[dict[str, Any]] = []
     step_losses: list[float] = []
-    best_value = math.inf if lower_better else -math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    best_epoch, bad_epochs, stopped = -1, 0, "completed"
-    global_step = 0  # optimizer steps
-    augment = d.augment == "shift" and kind == "classification"
-    mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and kind == "classification"
-    t_start = time.perf_counter()
-    for epoch in range(t.epochs):
-        t_epoch = time.perf_counter()
-        train_loader.set_epoch(epoch)
-        aug_g = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch)) if (augment or mixing) else None
-        mix_rng = np.random.default_rng(epoch_seed(cfg.seed + 2, epoch)) if mixing else None
-        model.train()
-        reporter.start_epoch(epoch, steps_per_epoch)
-        loss_sum = torch.zeros((), device=device)  # summed per-sample training loss, stays on device
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        log_loss = torch.zeros((), device=device)
-        log_count = 0
-        for i, (x, y) in enumerate(train_loader):
-            if augment:
-                x = random_shift(x, aug_g)  # type: ignore[arg-type]
-            if mixing:
-                x, y = mix(x, y, num_classes, t.mixup_alpha, t.cutmix_alpha, mix_rng, aug_g)  # type: ignore[arg-type]
-            with autocast(precision, device):
-                out = train_model(x)  # (B, out_dim)
-                loss = task.loss(out, y)
-            stepper.backward(loss * weights[i] if k > 1 else loss)
-            b = x.shape[0]
-            loss_detached = loss.detach()
-            loss_sum += loss_detached * b
-            correct += task.correct(out.detach(), y)
-            seen += b
-            if record_step_losses:
-                step_losses.append(loss_detached.item())  # a host sync: for tests and parity checks only
-            reporter.advance()
-            if i in boundaries:
+    stop = StopFlag()
+    t_start = time.perf_counter() - st.wall_before
+    last_ckpt_time = time.monotonic()
+    with stop.installed(out_dir is not None):
+        while st.epoch < t.epochs:
+            epoch = st.epoch
+            t_epoch = time.perf_counter()
+            if st.pos == 0:  # fresh epoch: reset accumulators and per-epoch generators
+                st.new_epoch(device)
+                aug_g.manual_seed(epoch_seed(cfg.seed + 1, epoch))
+                mix_rng = np.random.default_rng(epoch_seed(cfg.seed + 2, epoch))
+            train_loader.set_epoch(epoch, st.pos)
+            model.train()
+            reporter.start_epoch(epoch, steps_per_epoch)
+            reporter.advance(st.pos)
+            group_loss = torch.zeros((), device=device)  # loss·B summed over the current accumulation group
+            group_seen = 0
+            rolled_back = False
+            for i, (x, y) in enumerate(train_loader, start=st.pos):
+                if st.skip and (epoch, i) in st.skip:  # batches that produced non-finite values before a rollback
+                    st.pos = i + 1
+                    continue
+                if augment:
+                    x = random_shift(x, aug_g)
+                if mixing:
+                    x, y = mix(x, y, num_classes, t.mixup_alpha, t.cutmix_alpha, mix_rng, aug_g)
+                with autocast(precision, device):
+                    out = train_model(x)  # (B, out_dim)
+                    loss = task.loss(out, y)
+                stepper.backward(loss * weights[i] if k > 1 else loss)
+                b = x.shape[0]
+                loss_detached = loss.detach()
+                group_loss += loss_detached * b
+                group_seen += b
+                if kind == "classification":
+                    st.correct += task.correct(out.detach(), y)
+                if record_step_losses:
+                    step_losses.append(loss_detached.item())  # a host sync: for tests and parity checks only
+                reporter.advance()
+                st.pos = i + 1
+                if i not in boundaries:
+                    continue
+                # ---- optimizer step (end of an accumulation group) ----------------------------------------------
+                if nonfinite == "skip" and not stepper.finite(loss_detached):  # CPU: no device stall
+                    stepper.discard()
+                    st.bad_steps += 1
+                    st.consecutive_bad += 1
+                    st.skip.add((epoch, i))
+                    emit({"step": st.global_step, "epoch": epoch, "split": "train", "event": "nonfinite_skipped",
+                          "batch": i})
+                    if st.consecutive_bad >= cfg.faults.max_bad_steps:
+                        if ckpt is None or st.rollbacks >= cfg.faults.max_rollbacks or not ckpt.rollback(
+                                cfg.faults.lr_factor):
+                            st.stopped = "non_finite_loss"
+                            break
+                        mix_rng = ckpt.mix_rng_restored or mix_rng
+                        emit({"step": st.global_step, "epoch": st.epoch, "split": "train", "event": "rollback",
+                              "lr_scale": st.lr_scale})
+                        reporter.info(f"[yellow]{cfg.faults.max_bad_steps} non-finite steps in a row: rolled back "
+                                      f"to step {st.global_step}, lr ×{cfg.faults.lr_factor}[/yellow]")
+                        rolled_back = True
+                        break
+                    group_loss.zero_()
+                    group_seen = 0
+                    continue
                 stepper.step()
-                global_step += 1
-                log_loss += loss_detached
-                log_count += 1
-                if global_step % t.log_every == 0:  # the only per-interval sync in the loop
-                    mean = (log_loss / log_count).item()
-                    event = {"step": global_step, "epoch": epoch, "split": "train", "loss": mean, "lr": stepper.lr}
+                st.consecutive_bad = 0
+                st.global_step += 1
+                st.loss_sum += group_loss
+                st.seen += group_seen
+                st.log_loss += group_loss / group_seen
+                st.log_count += 1
+                group_loss.zero_()
+                group_seen = 0
+                if st.global_step % t.log_every == 0:  # the only per-interval sync in the loop
+                    mean = (st.log_loss / st.log_count).item()
+                    event = {"step": st.global_step, "epoch": epoch, "split": "train", "loss": mean, "lr": stepper.lr}
                     if stepper.grad_norm is not None:
                         event["grad_norm"] = stepper.grad_norm.item()
                     emit(event)
-                    reporter.update(mean, (i + 1) / (time.perf_counter() - t_epoch))
-                    log_loss.zero_()
-                    log_count = 0
-
-        # ---- end of epoch: one sync, evaluation, best weights, early stopping, schedule ---------------------------
-        row: dict[str, Any] = {"epoch": epoch, "step": global_step, "train/loss": (loss_sum / seen).item()}
-        if kind == "classification":
-            row["train/accuracy"] = correct.item() / seen
-        eval_model = stepper.eval_model()
-        if has_val:
-            row.update({f"val/{m}": v for m, v in evaluate(eval_model, val_loader, task, precision, device).items()})
-        row["lr"] = stepper.lr
-        if stepper.scaler is not None:
-            row["skipped_steps"] = stepper.skipped_steps()
-        value = row.get(monitor, row["train/loss"])
-        schedule.after_epoch(value)
-        row["seconds"] = time.perf_counter() - t_epoch
-        history.append(row)
-        emit({"step": global_step, "epoch": epoch, "split": "train", "epoch_end": True,
-              **{k_.split("/", 1)[1]: v for k_, v in row.items() if k_.startswith("train/")}, "lr": row["lr"]})
-        if has_val:
-            emit({"step": global_step, "epoch": epoch, "split": "val",
-                  **{k_.split("/", 1)[1]: v for k_, v in row.items() if k_.startswith("val/")}})
-        reporter.end_epoch(row)
-        if not math.isfinite(row["train/loss"]):
-            stopped = "non_finite_loss"
-            reporter.info(f"[red]training stopped: the loss became non-finite in epoch {epoch + 1}; "
-                          "lower optim.lr or set train.grad_clip[/red]")
-            break
-        improved = value < best_value if lower_better else value > best_value
-        if improved:
-            best_value, best_epoch, bad_epochs = value, epoch, 0
-            best_state = {n: v.detach().clone() for n, v in eval_model.state_dict().items()}
-            if out_dir is not None:
-                save_weights(out_dir / "best.safetensors", best_state)
-        else:
-            bad_epochs += 1
-            if t.early_stopping and has_val and bad_epochs >= t.patience:
-                stopped = "early_stopping"
-                reporter.info(f"early stopping: {monitor} has not improved for {t.patience} epochs "
-                              f"(best {best_value:.4f} at epoch {best_epoch + 1})")
+                    reporter.update(mean, (i + 1 - st.pos_at_start) / max(1e-9, time.perf_counter() - t_epoch))
+                    st.log_loss.zero_()
+                    st.log_count = 0
+                if ckpt is not None and i + 1 < steps_per_epoch and (
+                        (cfg.checkpoint.every_steps and st.global_step % cfg.checkpoint.every_steps == 0)
+                        or (cfg.checkpoint.every_seconds
+                            and time.monotonic() - last_ckpt_time >= cfg.checkpoint.every_seconds)
+                        or stop.signum):
+                    st.wall_before = time.perf_counter() - t_start
+                    ckpt.save(mix_rng)
+                    last_ckpt_time = time.monotonic()
+                if stop.signum:
+                    break
+            if rolled_back:
+                continue
+            if stop.signum and st.pos < steps_per_epoch:
                 break
+            if st.stopped == "non_finite_loss":
+                reporter.end_epoch({"epoch": epoch})
+                break
+
+            # ---- end of epoch: one sync, evaluation, best weights, early stopping, schedule -----------------------
+            row: dict[str, Any] = {"epoch": epoch, "step": st.global_step,
+                                   "train/loss": (st.loss_sum / max(1, st.seen)).item()}
+            if kind == "classification":
+                row["train/accuracy"] = st.correct.item() / max(1, st.seen)
+            eval_model = stepper.eval_model()
+            if has_val:
+                row.update({f"val/{m}": v for m, v in evaluate(eval_model, val_loader, task, precision,
+                                                                device).items()})
+            row["lr"] = stepper.lr
+            if stepper.scaler is not None:
+                row["skipped_steps"] = stepper.skipped_steps()
+            value = row.get(monitor, row["train/loss"])
+            schedule.after_epoch(value)
+            row["seconds"] = time.perf_counter() - t_epoch
+            st.history.append(row)
+            emit({"step": st.global_step, "epoch": epoch, "split": "train", "epoch_end": True,
+                  **{k_.split("/", 1)[1]: v for k_, v in row.items() if k_.startswith("train/")}, "lr": row["lr"]})
+            if has_val:
+                emit({"step": st.global_step, "epoch": epoch, "split": "val",
+                      **{k_.split("/", 1)[1]: v for k_, v in row.items() if k_.startswith("val/")}})
+            reporter.end_epoch(row)
+            st.epoch, st.pos = epoch + 1, 0
+            if not math.isfinite(row["train/loss"]):
+                st.stopped = "non_finite_loss"
+                reporter.info(f"[red]training stopped: the loss became non-finite in epoch {epoch + 1}; "
+                              "lower optim.lr or set train.grad_clip[/red]")
+                break
+            improved = value < st.best_value if lower_better else value > st.best_value
+            if improved:
+                st.best_value, st.best_epoch, st.bad_epochs = value, epoch, 0
+                st.best_state = {n: v_.detach().clone() for n, v_ in eval_model.state_dict().items()}
+                if out_dir is not None:
+                    save_weights(out_dir / "best.safetensors", st.best_state)
+            else:
+                st.bad_epochs += 1
+                if t.early_stopping and has_val and st.bad_epochs >= t.patience:
+                    st.stopped = "early_stopping"
+                    reporter.info(f"early stopping: {monitor} has not improved for {t.patience} epochs "
+                                  f"(best {st.best_value:.4f} at epoch {st.best_epoch + 1})")
+            if ckpt is not None and (cfg.checkpoint.every_epoch or stop.signum or st.stopped != "completed"
+                                     or st.epoch == t.epochs):
+                st.wall_before = time.perf_counter() - t_start
+                ckpt.save(mix_rng, best=improved)
+                last_ckpt_time = time.monotonic()
+            if stop.signum or st.stopped != "completed":
+                break
+
+    if stop.signum:
+        log.close()
+        where = f"trainwise resume {out_dir}"
+        raise TrainingInterrupted(stop.signum, f"interrupted by signal {stop.signum}: checkpoint saved at step "
+                                  f"{st.global_step}; resume with: {where}")
 
     # ---- end of training: final weights, restore best, test once ---------------------------------------------------
     wall = time.perf_counter() - t_start
     final_model = stepper.eval_model()
     if out_dir is not None:
         save_weights(out_dir / "final.safetensors", final_model.state_dict())
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if st.best_state is not None:
+        model.load_state_dict(st.best_state)
     summary: dict[str, Any] = {}
-    last = history[-1]
+    last = st.history[-1] if st.history else {"epoch": st.epoch}
     for key, v in last.items():
         if "/" in key:
             summary[key] = v
-    if best_epoch >= 0 and has_val:
-        summary.update({k_: v for k_, v in history[best_epoch].items() if k_.startswith("val/")})
+    if st.best_epoch >= 0 and has_val:
+        summary.update({k_: v for k_, v in st.history[st.best_epoch].items() if k_.startswith("val/")})
     if test_loader is not None:
         test = evaluate(model, test_loader, task, precision, device)
         summary.update({f"test/{m}": v for m, v in test.items()})
-        emit({"step": global_step, "epoch": last["epoch"], "split": "test", **test})
-    summary.update({"epochs": len(history), "steps": global_step, "best_epoch": best_epoch + 1,
-                    "monitor": monitor, "stopped": stopped, "wall_seconds": round(wall, 3), "seed": cfg.seed,
+        emit({"step": st.global_step, "epoch": last["epoch"], "split": "test", **test})
+    summary.update({"epochs": len(st.history), "steps": st.global_step, "best_epoch": st.best_epoch + 1,
+                    "monitor": monitor, "stopped": st.stopped, "wall_seconds": round(wall, 3), "seed": cfg.seed,
                     "device": str(device), "precision": precision, "task": kind, "main_metric": task.main_metric,
-                    "versions": versions()})
+                    "nonfinite_skipped_steps": st.bad_steps, "rollbacks": st.rollbacks,
+                    "checkpoint_failures": ckpt.failures if ckpt is not None else 0,
+                    "resumed_from": st.resumed_from, "versions": versions()})
     if stepper.scaler is not None:
         summary["skipped_steps"] = stepper.skipped_steps()
     log.close()
     if out_dir is not None:
         write_json(out_dir / "summary.json", summary)
-        write_json(out_dir / "history.json", history)
+        write_json(out_dir / "history.json", st.history)
         from trainwise.run.plots import plot_curves
 
-        plot_curves(history, task.main_metric, out_dir / "curves.png")
-    return FitResult(model, history, summary, out_dir, step_losses)
+        plot_curves(st.history, task.main_metric, out_dir / "curves.png")
+    return FitResult(model, st.history, summary, out_dir, step_losses)

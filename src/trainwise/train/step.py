@@ -28,6 +28,7 @@ class Stepper:
         self.ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
                     if ema_decay else None)
         self.optimizer_steps = 0
+        self._prepared = False
         device = self.params[0].device if self.params else torch.device("cpu")
         self._skipped = torch.zeros((), device=device)  # fp16 steps skipped by GradScaler, on device
         optimizer.zero_grad(set_to_none=True)
@@ -39,8 +40,10 @@ class Stepper:
         else:
             loss.backward()
 
-    def step(self) -> None:
-        """Apply the accumulated gradients."""
+    def prepare(self) -> torch.Tensor | None:
+        """Unscale (fp16) and clip; the pre-clip global gradient norm stays on the device."""
+        if self._prepared:
+            return self.grad_norm
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clip true gradients, not scaled ones
             # Count skipped fp16 steps on the device (no sync): GradScaler records inf/NaN found while unscaling.
@@ -49,16 +52,53 @@ class Stepper:
                 self._skipped = self._skipped + flag.to(self._skipped.device)
         if self.grad_clip is not None:
             self.grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        self._prepared = True
+        return self.grad_norm
+
+    def finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss and the accumulated gradients are finite. Reads one value on the host: free on a CPU,
+        a sync on a GPU (which is why ``faults.nonfinite=auto`` uses it on CPUs only). fp16 runs leave this to
+        GradScaler, which skips such steps itself."""
+        if self.scaler is not None:
+            return True
+        norm = self.prepare()
+        if norm is None:
+            grads = [p.grad for p in self.params if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
+        return bool(torch.isfinite(norm + loss.float()))
+
+    def discard(self) -> None:
+        """Drop the accumulated gradients without updating anything."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None and self._prepared:
+            self.scaler.update()
+        self._prepared = False
+
+    def step(self) -> None:
+        """Apply the accumulated gradients."""
+        self.prepare()
         if self.scaler is not None:
             self.scaler.step(self.optimizer)  # skipped internally when gradients are inf/NaN
             self.scaler.update()
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)  # None grads: no memset, and the next backward writes instead of adds
+        self._prepared = False
         self.schedule.after_step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         self.optimizer_steps += 1
+
+    def scale_lr(self, factor: float) -> None:
+        """Multiply every learning rate — the optimizer's and the schedule's notion of it — by ``factor``."""
+        for g in self.optimizer.param_groups:
+            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+                if key in g:
+                    g[key] *= factor
+        sched = self.schedule.scheduler
+        for attr in ("base_lrs", "max_lrs", "min_lrs"):
+            if sched is not None and hasattr(sched, attr):
+                setattr(sched, attr, [v * factor for v in getattr(sched, attr)])
 
     @property
     def lr(self) -> float:

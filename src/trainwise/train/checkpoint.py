@@ -1,0 +1,360 @@
+"""Transactional, verified, pickle-free training checkpoints.
+
+Layout: ``RUN_DIR/checkpoints/step-00000123/`` holding
+
+* ``model.safetensors``, ``optimizer.safetensors``, ``extra.safetensors`` (RNG states, EMA and best weights,
+  on-device accumulators) — tensors only, no pickle;
+* ``state.json`` — everything else as plain JSON (positions, counters, scheduler/scaler state, history, config);
+* ``manifest.json`` — sha256 and size of every other file, written last: it is the commit marker.
+
+A checkpoint is written into a hidden temporary folder next to its final name, every file fsynced, the manifest
+written and fsynced, the folder renamed into place with ``os.replace`` and the parent directory fsynced. A folder
+without a manifest, or whose hashes do not match, is never loaded. Old checkpoints are pruned only after the new one
+has been verified on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from trainwise.errors import TrainwiseError
+
+MANIFEST = "manifest.json"
+PREFIX = "step-"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+# ---- optimizer state <-> (tensors, JSON) ------------------------------------------------------------------------
+
+
+def flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into safetensors-able tensors and a JSON-able remainder."""
+    tensors: dict[str, torch.Tensor] = {}
+    plain_state: dict[str, dict[str, Any]] = {}
+    for idx, per_param in state["state"].items():
+        plain_state[str(idx)] = {}
+        for name, value in per_param.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{idx}.{name}"] = value
+            else:
+                plain_state[str(idx)][name] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
+    return tensors, {"state": plain_state, "param_groups": groups}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in plain["state"].items()}
+    for key, value in tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    groups = []
+    for g in plain["param_groups"]:
+        g = dict(g)
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+        groups.append(g)
+    return {"state": state, "param_groups": groups}
+
+
+# ---- writing ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckpointData:
+    """What one checkpoint holds, in the two pickle-free forms."""
+
+    tensors: dict[str, dict[str, torch.Tensor]]  # file stem -> tensors, e.g. {"model": {...}, "optimizer": {...}}
+    state: dict[str, Any]  # JSON-able
+
+
+def _cpu(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in t.items()}
+
+
+def write_checkpoint(ckpt_root: Path, step: int, data: CheckpointData) -> Path:
+    """Write a checkpoint transactionally; returns its final folder."""
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"{PREFIX}{step:08d}"
+    tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".tmp-{final.name}-"))
+    try:
+        files: dict[str, dict[str, Any]] = {}
+        for stem, tensors in data.tensors.items():
+            path = tmp / f"{stem}.safetensors"
+            save_file(_cpu(tensors), str(path))
+            _fsync_file(path)
+        state_path = tmp / "state.json"
+        state_path.write_text(json.dumps(data.state))
+        _fsync_file(state_path)
+        for path in sorted(tmp.iterdir()):
+            files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        manifest = tmp / MANIFEST
+        manifest.write_text(json.dumps({"format": "trainwise-checkpoint-1", "step": step, "files": files}))
+        _fsync_file(manifest)
+        _fsync_dir(tmp)
+        if final.exists():  # same step written again (e.g. epoch end right after an every_steps save)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(ckpt_root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+# ---- reading ------------------------------------------------------------------------------------------------------
+
+
+def verify(folder: Path) -> str | None:
+    """None if the checkpoint is complete and every hash matches, else the reason it is not."""
+    man = folder / MANIFEST
+    if not man.is_file():
+        return "no manifest (write did not finish)"
+    try:
+        manifest = json.loads(man.read_text())
+        files = manifest["files"]
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+        return "manifest unreadable"
+    for name, meta in files.items():
+        p = folder / name
+        if not p.is_file():
+            return f"{name} missing"
+        if p.stat().st_size != meta["bytes"]:
+            return f"{name} truncated ({p.stat().st_size} of {meta['bytes']} bytes)"
+        if _sha256(p) != meta["sha256"]:
+            return f"{name} corrupted (sha256 mismatch)"
+    return None
+
+
+def list_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Checkpoint folders, oldest first (temporary folders excluded)."""
+    if not ckpt_root.is_dir():
+        return []
+    return sorted(p for p in ckpt_root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+
+
+def read_checkpoint(folder: Path) -> CheckpointData:
+    reason = verify(folder)
+    if reason is not None:
+        raise TrainwiseError(f"checkpoint '{folder}' is not valid: {reason}")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    tensors = {}
+    for name in manifest["files"]:
+        if name.endswith(".safetensors"):
+            tensors[name[: -len(".safetensors")]] = load_file(str(folder / name), device="cpu")
+    state = json.loads((folder / "state.json").read_text())
+    return CheckpointData(tensors, state)
+
+
+def latest_valid(ckpt_root: Path, report: list[str] | None = None) -> Path | None:
+    """Newest checkpoint that verifies; skipped ones are described in ``report``."""
+    for folder in reversed(list_checkpoints(ckpt_root)):
+        reason = verify(folder)
+        if reason is None:
+            return folder
+        if report is not None:
+            report.append(f"skipped checkpoint {folder.name}: {reason}")
+    return None
+
+
+def prune(ckpt_root: Path, keep: int, protect: set[str]) -> None:
+    """Keep the newest ``keep`` valid checkpoints plus ``protect`` (the best); remove the rest and any torn or
+    temporary leftovers older than the newest valid one."""
+    folders = list_checkpoints(ckpt_root)
+    valid = [f for f in folders if verify(f) is None]
+    if not valid:
+        return
+    keep_set = {f.name for f in valid[-keep:]} | protect
+    newest = valid[-1].name
+    for f in folders:
+        if f.name not in keep_set and f.name < newest:
+            shutil.rmtree(f, ignore_errors=True)
+    for f in ckpt_root.iterdir():
+        if f.name.startswith(".tmp-"):
+            shutil.rmtree(f, ignore_errors=True)
+
+
+# ---- RNG streams ----------------------------------------------------------------------------------------------------
+
+
+def rng_state(generators: dict[str, torch.Generator]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Python, NumPy (legacy global), torch CPU, every CUDA device, and named generators."""
+    import random
+
+    import numpy as np
+
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda_{i}"] = s
+    for name, g in generators.items():
+        tensors[f"gen_{name}"] = g.get_state()
+    py = random.getstate()
+    np_state = np.random.get_state()
+    plain = {"python": [py[0], list(py[1]), py[2]],
+             "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])]}
+    return tensors, plain
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any],
+                  generators: dict[str, torch.Generator]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(tensors["torch_cpu"])
+    if torch.cuda.is_available():
+        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda_"))]
+        if states:
+            torch.cuda.set_rng_state_all(states)
+    for name, g in generators.items():
+        if f"gen_{name}" in tensors:
+            g.set_state(tensors[f"gen_{name}"])
+    py = plain["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = plain["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+
+
+# ---- the loop's checkpointer ----------------------------------------------------------------------------------------
+
+
+class Checkpointer:
+    """Saves and restores the complete training state of one run (see the module docstring for the format)."""
+
+    def __init__(self, run_dir: Path, cfg: Any, model: torch.nn.Module, stepper: Any, st: Any,
+                 generators: dict[str, torch.Generator], reporter: Any) -> None:
+        self.root = run_dir / "checkpoints"
+        self.cfg, self.model, self.stepper, self.st = cfg, model, stepper, st
+        self.generators, self.reporter = generators, reporter
+        self.log: Any = None  # MetricsLog, set once opened; its byte offset is saved with each checkpoint
+        self.failures = 0
+        self.mix_rng_restored: Any = None
+        self.device = next(model.parameters()).device
+
+    def snapshot(self, mix_rng: Any) -> CheckpointData:
+        from omegaconf import OmegaConf
+
+        from trainwise.run.rundir import versions
+
+        opt_tensors, opt_plain = flatten_optimizer(self.stepper.optimizer.state_dict())
+        rng_tensors, rng_plain = rng_state(self.generators)
+        extra = {f"rng.{k}": v for k, v in rng_tensors.items()}
+        extra.update(self.st.tensors())
+        extra["acc.fp16_skipped"] = self.stepper._skipped  # noqa: SLF001
+        if self.stepper.ema is not None:
+            extra.update({f"ema.{k}": v for k, v in self.stepper.ema.state_dict().items()})
+        last = self.st.history[-1] if self.st.history else {}
+        state = {
+            "loop": self.st.plain(),
+            "rng": rng_plain,
+            "mix_rng": mix_rng.bit_generator.state if mix_rng is not None else None,
+            "optimizer": opt_plain,
+            "scheduler": self.stepper.schedule.state_dict(),
+            "scaler": self.stepper.scaler.state_dict() if self.stepper.scaler is not None else None,
+            "log_offset": self.log.tell() if self.log is not None else 0,
+            "monitor": {"name": self.cfg.train.monitor, "value": last.get(self.cfg.train.monitor)},
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "versions": versions(),
+        }
+        return CheckpointData({"model": self.model.state_dict(), "optimizer": opt_tensors, "extra": extra}, state)
+
+    def save(self, mix_rng: Any, best: bool = False) -> Path | None:
+        """Write a checkpoint; on an OS error keep the previous one and continue or stop as configured."""
+        try:
+            folder = write_checkpoint(self.root, self.st.global_step, self.snapshot(mix_rng))
+            reason = verify(folder)
+            if reason is not None:
+                raise OSError(f"written checkpoint does not verify: {reason}")
+        except OSError as exc:
+            self.failures += 1
+            msg = f"checkpoint at step {self.st.global_step} failed ({exc}); the previous checkpoint is intact"
+            if self.cfg.checkpoint.on_error == "stop":
+                raise TrainwiseError(msg + "; free space or fix permissions, then resume") from None
+            self.reporter.info(f"[yellow]warning: {msg}; training continues[/yellow]")
+            return None
+        if best:
+            self.st.best_ckpt = folder.name
+        prune(self.root, self.cfg.checkpoint.keep, {self.st.best_ckpt} if self.st.best_ckpt else set())
+        return folder
+
+    def restore(self, folder: Path) -> None:
+        data = read_checkpoint(folder)
+        ex = data.tensors["extra"]
+        self.model.load_state_dict(data.tensors["model"])
+        self.stepper.optimizer.load_state_dict(unflatten_optimizer(data.tensors["optimizer"],
+                                                                   data.state["optimizer"]))
+        self.stepper.schedule.load_state_dict(data.state["scheduler"])
+        if self.stepper.scaler is not None and data.state["scaler"] is not None:
+            self.stepper.scaler.load_state_dict(data.state["scaler"])
+        if self.stepper.ema is not None:
+            self.stepper.ema.load_state_dict({k[len("ema."):]: v for k, v in ex.items() if k.startswith("ema.")})
+        self.stepper._skipped = ex["acc.fp16_skipped"].to(self.device)  # noqa: SLF001
+        self.stepper.optimizer.zero_grad(set_to_none=True)
+        self.st.load(data.state["loop"], ex, self.device)
+        self.st.log_offset = data.state["log_offset"]
+        set_rng_state({k[len("rng."):]: v for k, v in ex.items() if k.startswith("rng.")}, data.state["rng"],
+                      self.generators)
+        self.mix_rng_restored = None
+        if data.state["mix_rng"] is not None:
+            import numpy as np
+
+            rng = np.random.default_rng()
+            rng.bit_generator.state = data.state["mix_rng"]
+            self.mix_rng_restored = rng
+
+    def restore_latest(self) -> Path:
+        report: list[str] = []
+        folder = latest_valid(self.root, report)
+        for line in report:
+            self.reporter.info(f"[yellow]{line}[/yellow]")
+        if folder is None:
+            raise TrainwiseError(f"no valid checkpoint in '{self.root}'; nothing to resume (start a new run)")
+        self.restore(folder)
+        return folder
+
+    def rollback(self, lr_factor: float) -> bool:
+        """Restore the newest valid checkpoint but keep the fault bookkeeping, and lower the lr."""
+        folder = latest_valid(self.root)
+        if folder is None:
+            return False
+        skip, bad, rollbacks, scale = self.st.skip, self.st.bad_steps, self.st.rollbacks, self.st.lr_scale
+        self.restore(folder)
+        self.st.skip |= skip
+        self.st.bad_steps, self.st.rollbacks = bad, rollbacks + 1
+        self.st.consecutive_bad = 0
+        self.st.lr_scale = scale * lr_factor
+        self.stepper.scale_lr(self.st.lr_scale / self._scale_at(folder))
+        return True
+
+    def _scale_at(self, folder: Path) -> float:
+        return float(json.loads((folder / "state.json").read_text())["loop"]["lr_scale"])
