@@ -538,13 +538,22 @@ def test_log_every_controls_train_events(log_every):
     assert [e["step"] for e in steps] == list(range(log_every, total + 1, log_every))
     for e in steps:
         assert {"loss", "lr", "epoch", "grad_norm"} <= e.keys()
-    # the logged loss is the mean of the training losses since the previous event
-    for prev, e in zip([{"step": 0}] + steps, steps):
-        window = result.step_losses[prev["step"]:e["step"]]
-        assert e["loss"] == pytest.approx(float(np.mean(window)), rel=1e-5)
     ends = [e for e in log.events if e.get("epoch_end")]
     vals = [e for e in log.events if e["split"] == "val"]
     assert len(ends) == len(vals) == 2  # epoch-level events regardless of log_every
+
+
+@pytest.mark.parametrize("log_every", [1, 3, 5])
+def test_logged_train_loss_is_the_mean_since_the_previous_event(log_every):
+    """Each train event's loss averages every optimizer step since the previous event — including steps at the end of
+    the previous epoch when the interval straddles an epoch boundary (8 steps per epoch here)."""
+    log = EventLog()
+    result = fit(mlp((16,)), digits(256, 64), callbacks=[log], epochs=2, log_every=log_every,
+                 **{"data.batch_size": 32})
+    steps = log.train_steps()
+    for prev, e in zip([{"step": 0}] + steps, steps):
+        window = result.step_losses[prev["step"]:e["step"]]  # accumulate=1: one loss per optimizer step
+        assert e["loss"] == pytest.approx(float(np.mean(window)), rel=1e-5), f"event at step {e['step']}"
 
 
 def test_logged_train_loss_with_accumulation_covers_every_micro_batch():
@@ -587,3 +596,24 @@ def test_regression_metrics_in_original_units():
     assert s["test/r2"] == pytest.approx(r2, rel=1e-3, abs=1e-4)
     assert s["test/mae"] > 10  # original units, not standardised ones (≈ 0.5–1 there)
     assert "train/accuracy" not in result.history[0]
+
+
+# ---- config plumbing ------------------------------------------------------------------------------------------------
+
+def test_fit_with_config_and_options_keeps_the_config():
+    """``fit(..., config=cfg, epochs=2)``: the options override only the keys they name; every other value comes
+    from ``cfg`` (not from the schema defaults)."""
+    from trainwise.config import from_kwargs
+
+    def config(epochs: int):
+        return from_kwargs(**BASE, optim={"name": "sgd", "lr": 0.05, "momentum": 0.0}, early_stopping=False,
+                           epochs=epochs, **{"data.batch_size": 32})
+
+    data = digits(128, 64)
+    result = trainwise.fit(mlp((16,)), data, config=config(5), run_dir=None, quiet=True, record_step_losses=True,
+                           epochs=2)
+    assert len(result.history) == 2  # the option applied
+    assert result.history[0]["lr"] == pytest.approx(0.05)  # the config's optimizer kept
+    assert len(result.step_losses) == 2 * 4  # the config's batch size (128 / 32) kept
+    direct = trainwise.fit(mlp((16,)), data, config=config(2), run_dir=None, quiet=True, record_step_losses=True)
+    assert result.step_losses == direct.step_losses

@@ -226,8 +226,11 @@ def compose(config_path: str | Path | None = None, preset: str | None = None,
         except (OSError, UnicodeDecodeError) as exc:
             raise TrainwiseError(f"cannot read config file '{p}': {exc}") from None
         cfg = _merge(cfg, _load_yaml(text, str(p)), schema, str(p))
-    for item in overrides or []:
-        key, value = _parse_override(item)
+    parsed = [(item, *_parse_override(item)) for item in overrides or []]
+    new_name = [v for _, k, v in parsed if k == "model.name"]
+    if new_name and new_name[-1] != cfg.model.get("name"):
+        cfg.model = {"name": new_name[-1]}  # another model's arguments mean nothing to this one
+    for item, key, value in parsed:
         if key.startswith("model."):
             cfg.model[key[len("model."):]] = value
             continue
@@ -293,25 +296,23 @@ def to_dict(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def from_kwargs(**options: Any) -> DictConfig:
-    """Python-API options (``epochs=5``, ``optim={'lr': 1e-3}``, ``'optim.lr': 1e-3``) as a validated config."""
+def from_kwargs(base: DictConfig | None = None, **options: Any) -> DictConfig:
+    """Python-API options (``epochs=5``, ``optim={'lr': 1e-3}``, ``**{'optim.lr': 1e-3}``) applied over ``base``
+    (default: the schema's defaults), validated like command-line overrides."""
     schema = OmegaConf.structured(Config)
-    flat: list[str] = []
-    cfg = schema
+    cfg = schema if base is None else _merge(schema, OmegaConf.to_container(base, resolve=True), schema, "config")
     shortcuts = {f.name for f in dataclasses.fields(TrainConfig)}
     for key, value in options.items():
         if key in shortcuts:
             key = f"train.{key}"
-        if isinstance(value, dict):
-            cfg = _merge(cfg, {key: value}, schema, f"option {key}")
-        else:
-            flat.append((key, value))  # type: ignore[arg-type]
-    for key, value in flat:  # type: ignore[misc]
-        parts = key.split(".")
+        if key == "model" or key.startswith("model."):
+            raise TrainwiseError("fit() takes the model itself; model.* options only apply to configs")
         nested: dict[str, Any] = {}
         cur = nested
+        parts = key.split(".")
         for part in parts[:-1]:
             cur = cur.setdefault(part, {})
         cur[parts[-1]] = value
         cfg = _merge(cfg, nested, schema, f"option {key}")
+    validate(cfg)
     return cfg

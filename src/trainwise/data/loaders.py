@@ -154,8 +154,11 @@ class DeviceDataLoader:
             kwargs["persistent_workers"] = True if persistent_workers is None else persistent_workers
             if prefetch_factor is not None:
                 kwargs["prefetch_factor"] = prefetch_factor
+        # Its own generator: DataLoader otherwise draws each iterator's base seed from the global torch RNG, which
+        # would shift dropout's random stream differently in a resumed run than in an uninterrupted one.
         self.loader = DataLoader(SampleSeeded(dataset, seed), batch_size=batch_size, sampler=self.sampler,
-                                 drop_last=drop_last, num_workers=num_workers, pin_memory=pin, **kwargs)
+                                 drop_last=drop_last, num_workers=num_workers, pin_memory=pin,
+                                 generator=torch.Generator().manual_seed(seed), **kwargs)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch = epoch
@@ -164,6 +167,14 @@ class DeviceDataLoader:
     def __len__(self) -> int:
         """Batches in a whole epoch (independent of the start offset)."""
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def peek(self, k: int = 2) -> Batch:
+        """The first ``k`` samples, loaded in this process (no worker start-up, no RNG consumed)."""
+        from torch.utils.data import default_collate
+
+        ds = self.loader.dataset
+        x, y = default_collate([ds[(0, i)] for i in range(min(k, self.n))])
+        return x.to(self.device), y.to(self.device)
 
     def __iter__(self) -> Iterator[Batch]:
         nb = self.non_blocking

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from safetensors.torch import load_file, save_file
 from trainwise.errors import TrainwiseError
 
 MANIFEST = "manifest.json"
+# Seconds to pause between writing a checkpoint's files and its manifest. Only the kill-during-write tests set it.
+_WRITE_DELAY = float(os.environ.get("TRAINWISE_TEST_CHECKPOINT_DELAY", "0") or 0)
 PREFIX = "step-"
 
 
@@ -115,6 +118,8 @@ def write_checkpoint(ckpt_root: Path, step: int, data: CheckpointData) -> Path:
         state_path = tmp / "state.json"
         state_path.write_text(json.dumps(data.state))
         _fsync_file(state_path)
+        if _WRITE_DELAY:  # test hook: widen the window in which a kill lands mid-write
+            time.sleep(_WRITE_DELAY)
         for path in sorted(tmp.iterdir()):
             files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
         manifest = tmp / MANIFEST
@@ -290,20 +295,22 @@ class Checkpointer:
 
     def save(self, mix_rng: Any, best: bool = False) -> Path | None:
         """Write a checkpoint; on an OS error keep the previous one and continue or stop as configured."""
+        previous_best = self.st.best_ckpt
+        if best:  # recorded inside the checkpoint itself, so a resumed run keeps protecting it
+            self.st.best_ckpt = f"{PREFIX}{self.st.global_step:08d}"
         try:
             folder = write_checkpoint(self.root, self.st.global_step, self.snapshot(mix_rng))
             reason = verify(folder)
             if reason is not None:
                 raise OSError(f"written checkpoint does not verify: {reason}")
         except OSError as exc:
+            self.st.best_ckpt = previous_best
             self.failures += 1
             msg = f"checkpoint at step {self.st.global_step} failed ({exc}); the previous checkpoint is intact"
             if self.cfg.checkpoint.on_error == "stop":
                 raise TrainwiseError(msg + "; free space or fix permissions, then resume") from None
             self.reporter.info(f"[yellow]warning: {msg}; training continues[/yellow]")
             return None
-        if best:
-            self.st.best_ckpt = folder.name
         prune(self.root, self.cfg.checkpoint.keep, {self.st.best_ckpt} if self.st.best_ckpt else set())
         return folder
 

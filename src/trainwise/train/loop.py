@@ -47,7 +47,7 @@ class FitResult:
     history: list[dict[str, Any]]
     summary: dict[str, Any]
     run_dir: Path | None
-    step_losses: list[float] = field(default_factory=list)  # per optimizer step, only with record_step_losses
+    step_losses: list[float] = field(default_factory=list)  # per micro-batch, only with record_step_losses
 
 
 def seed_everything(seed: int) -> None:
@@ -82,8 +82,7 @@ def _to_tensors(part: Any) -> tuple[torch.Tensor, torch.Tensor] | torch.utils.da
 def _first_batch(loader: Loader) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(loader, InMemoryLoader):
         return loader.x[: loader.batch_size], loader.y[: loader.batch_size]
-    x, y = next(iter(loader.loader))
-    return x.to(loader.device), y.to(loader.device)
+    return loader.peek(2)
 
 
 def check_model_fits(model: nn.Module, task: Task, loader: Loader, precision: str, device: torch.device) -> None:
@@ -157,11 +156,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
 
     Raises :class:`TrainingInterrupted` after saving a checkpoint when SIGINT/SIGTERM arrives.
     """
-    cfg = config if config is not None else from_kwargs(**options)
-    if config is not None and options:
-        from omegaconf import OmegaConf
-
-        cfg = OmegaConf.merge(config, from_kwargs(**options))
+    cfg = from_kwargs(config, **options) if (options or config is None) else config
     d, t, o, s = cfg.data, cfg.train, cfg.optim, cfg.schedule
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -240,6 +235,9 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
 
     # ---- mutable loop state (everything a checkpoint must hold besides module/optimizer state) ---------------------
     st = LoopState(best_value=math.inf if lower_better else -math.inf)
+    if t.cutmix_alpha > 0 and isinstance(parts["train"], tuple) and parts["train"][0].ndim != 4:
+        raise TrainwiseError("train.cutmix_alpha needs image inputs (N, C, H, W); use train.mixup_alpha for "
+                             "tabular data")
     augment = d.augment == "shift" and kind == "classification"
     mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and kind == "classification"
     aug_g = torch.Generator()

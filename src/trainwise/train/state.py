@@ -46,8 +46,8 @@ class LoopState:
     def new_epoch(self, device: torch.device) -> None:
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), device=device, dtype=torch.long)
-        self.log_loss = torch.zeros((), device=device)
-        self.seen = self.log_count = 0
+        self.log_loss = self.log_loss.to(device)  # spans epochs: a log interval need not align with epochs
+        self.seen = 0
         self.pos_at_start = 0
 
     def plain(self) -> dict[str, Any]:

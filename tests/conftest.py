@@ -1,0 +1,54 @@
+"""Shared fixtures for the CLI tests: run ``python -m trainwise`` in a directory, and one short finished run."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Cli = Callable[..., subprocess.CompletedProcess]
+
+
+def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "trainwise", *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """``cli(*args, env=None)``: run ``python -m trainwise ARGS`` with ``cwd=tmp_path``."""
+
+    def call(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        return _run(*args, cwd=tmp_path, env=env, timeout=timeout)
+
+    return call
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 2-epoch digits-mlp run, shared read-only by every test that only reads a run directory."""
+    root = tmp_path_factory.mktemp("digits_run")
+    proc = _run("train", "--preset", "digits-mlp", "train.epochs=2", "--run-dir", "R", "--quiet", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return root / "R"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and directory under ``root`` (itself included) → content hash (or ``<dir>``), for 'untouched'
+    checks."""
+    out: dict[str, str] = {}
+    for p in [root, *sorted(root.rglob("*"))]:
+        rel = p.relative_to(root).as_posix()
+        out[rel] = "<dir>" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture
+def snap() -> Callable[[Path], dict[str, str]]:
+    return snapshot

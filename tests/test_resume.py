@@ -1,0 +1,345 @@
+"""Exact resume after real SIGKILLs, transactional checkpoints, safe loading, and fault handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import trainwise
+from trainwise.errors import TrainwiseError
+from trainwise.run.rundir import load_weights
+from trainwise.train.checkpoint import (
+    flatten_optimizer,
+    latest_valid,
+    list_checkpoints,
+    unflatten_optimizer,
+    verify,
+)
+
+PY = sys.executable
+
+
+def _cmd(*args: str) -> list[str]:
+    return [PY, "-m", "trainwise", *args]
+
+
+def _run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def _newest(run: Path) -> str:
+    ckpts = list_checkpoints(run / "checkpoints")
+    return ckpts[-1].name if ckpts else ""
+
+
+def _kill_and_resume(cwd: Path, train_args: list[str], run: Path, kills: int, rng: random.Random,
+                     env: dict | None = None, during_write: int = 0) -> int:
+    """Start training, SIGKILL it at random moments after progress, resume each time; returns kills done.
+
+    The first ``during_write`` kills land while a checkpoint is being written (a temporary folder exists).
+    """
+    proc = subprocess.Popen(_cmd("train", *train_args, "--run-dir", str(run), "--quiet"), cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = 0
+    while done < kills:
+        seen = _newest(run)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:  # wait for fresh progress
+            if during_write > done:  # once a valid checkpoint exists, kill while the next one is half-written
+                root = run / "checkpoints"
+                if root.is_dir() and list(root.glob(".tmp-*")) and latest_valid(root) is not None:
+                    break
+            elif _newest(run) != seen:
+                time.sleep(rng.uniform(0.0, 0.25))
+                break
+            time.sleep(0.01)
+        if proc.poll() is not None:  # the run finished before we could kill it
+            break
+        proc.kill()
+        proc.wait()
+        done += 1
+        assert not (run / "summary.json").exists()
+        proc = subprocess.Popen(_cmd("resume", str(run), "--quiet"), cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()
+    return done
+
+
+def _assert_identical(a: Path, b: Path) -> None:
+    assert (a / "final.safetensors").read_bytes() == (b / "final.safetensors").read_bytes()
+    assert (a / "best.safetensors").read_bytes() == (b / "best.safetensors").read_bytes()
+    la = (a / "metrics.jsonl").read_text().splitlines()
+    lb = (b / "metrics.jsonl").read_text().splitlines()
+    assert la == lb  # same values for every step, no duplicated steps
+    sa, sb = json.loads((a / "summary.json").read_text()), json.loads((b / "summary.json").read_text())
+    assert sa["test/accuracy"] == sb["test/accuracy"]
+
+
+@pytest.mark.slow
+def test_sigkill_resume_fast_path_bit_exact(tmp_path: Path) -> None:
+    # dropout + in-loop random augmentation (shift) + mid-epoch checkpoints every 7 steps
+    args = ["--preset", "digits-mlp", "train.epochs=30", "train.patience=100", "checkpoint.every_steps=7",
+            "data.augment=shift", "model.name=cnn", "model.width=8", "model.dropout=0.2"]
+    _run(_cmd("train", *args, "--run-dir", "ref", "--quiet"), tmp_path)
+    env = dict(os.environ, TRAINWISE_TEST_CHECKPOINT_DELAY="0.3")
+    kills = _kill_and_resume(tmp_path, args, tmp_path / "killed", kills=10, rng=random.Random(0), env=env,
+                             during_write=2)
+    assert kills >= 10
+    _assert_identical(tmp_path / "ref", tmp_path / "killed")
+
+
+@pytest.mark.slow
+def test_sigkill_resume_dataloader_workers_bit_exact(tmp_path: Path) -> None:
+    args = ["--preset", "digits-mlp", "train.epochs=25", "train.patience=100", "checkpoint.every_steps=5",
+            "data.loader=dataloader", "data.num_workers=2", "model.dropout=0.3", "schedule.name=onecycle"]
+    _run(_cmd("train", *args, "--run-dir", "ref", "--quiet"), tmp_path)
+    kills = _kill_and_resume(tmp_path, args, tmp_path / "killed", kills=10, rng=random.Random(1))
+    assert kills >= 10
+    _assert_identical(tmp_path / "ref", tmp_path / "killed")
+
+
+def test_sigterm_saves_checkpoint_and_says_how_to_resume(tmp_path: Path) -> None:
+    args = ["--preset", "digits-mlp", "train.epochs=200", "train.early_stopping=false"]
+    proc = subprocess.Popen(_cmd("train", *args, "--run-dir", "run", "--quiet"), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _newest(tmp_path / "run") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "trainwise resume" in err
+    assert latest_valid(tmp_path / "run" / "checkpoints") is not None
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def _short_run(tmp_path: Path, name: str = "run", **extra: object) -> Path:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    model = trainwise.create_model("mlp", (64,), 10, hidden=[32])
+    opts = {"epochs": 3, "checkpoint.every_steps": 5, "checkpoint.keep": 10, **extra}
+    trainwise.fit(model, (d.data, d.target), run_dir=tmp_path / name, **opts)
+    return tmp_path / name
+
+
+def test_corrupted_checkpoints_are_skipped(tmp_path: Path) -> None:
+    run = _short_run(tmp_path)
+    ckpts = list_checkpoints(run / "checkpoints")
+    assert len(ckpts) >= 4 and all(verify(c) is None for c in ckpts)
+    newest, second, third = ckpts[-1], ckpts[-2], ckpts[-3]
+    # truncated file
+    f = newest / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:100])
+    assert "truncated" in (verify(newest) or "")
+    # bit flip (same size)
+    g = second / "optimizer.safetensors"
+    raw = bytearray(g.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    g.write_bytes(bytes(raw))
+    assert "sha256" in (verify(second) or "")
+    report: list[str] = []
+    assert latest_valid(run / "checkpoints", report) == third
+    assert len(report) == 2
+    # missing manifest
+    (third / "manifest.json").unlink()
+    assert "no manifest" in (verify(third) or "")
+    assert latest_valid(run / "checkpoints") == ckpts[-4]
+
+
+def test_resume_skips_torn_newest_checkpoint(tmp_path: Path) -> None:
+    _run(_cmd("train", "--preset", "digits-mlp", "train.epochs=3", "checkpoint.every_steps=5",
+              "checkpoint.keep=5", "--run-dir", "run", "--quiet"), tmp_path)
+    run = tmp_path / "run"
+    ref_final = (run / "final.safetensors").read_bytes()
+    ckpts = list_checkpoints(run / "checkpoints")
+    (ckpts[-1] / "manifest.json").unlink()  # the newest is torn
+    (run / "summary.json").unlink()
+    p = _run(_cmd("resume", "run"), tmp_path)
+    assert f"skipped checkpoint {ckpts[-1].name}: no manifest" in p.stdout
+    assert (run / "final.safetensors").read_bytes() == ref_final
+
+
+def test_resume_without_valid_checkpoint_exits_2(tmp_path: Path) -> None:
+    _run(_cmd("train", "--preset", "digits-mlp", "train.epochs=1", "--run-dir", "run", "--quiet"), tmp_path)
+    for c in list_checkpoints(tmp_path / "run" / "checkpoints"):
+        (c / "manifest.json").unlink()
+    p = _run(_cmd("train", "--resume", "run"), tmp_path, check=False)
+    assert p.returncode == 2
+    assert p.stderr.strip().startswith("error: no valid checkpoint")
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_checkpoints_command_lists_and_flags(tmp_path: Path) -> None:
+    run = _short_run(tmp_path)
+    ckpts = list_checkpoints(run / "checkpoints")
+    (ckpts[0] / "manifest.json").unlink()
+    p = _run(_cmd("checkpoints", str(run), "--json"), tmp_path)
+    rows = json.loads(p.stdout)
+    assert [r["name"] for r in rows] == [c.name for c in ckpts]
+    assert rows[0]["verified"] is False and all(r["verified"] for r in rows[1:])
+    assert all(r["epoch"] >= 0 for r in rows[1:])
+    p = _run(_cmd("checkpoints", str(run)), tmp_path)
+    assert "NO: no manifest" in p.stdout
+
+
+def test_keep_prunes_old_checkpoints_but_keeps_best(tmp_path: Path) -> None:
+    run = _short_run(tmp_path, **{"checkpoint.keep": 2})
+    names = [c.name for c in list_checkpoints(run / "checkpoints")]
+    state = json.loads((run / "checkpoints" / names[-1] / "state.json").read_text())
+    best = state["loop"]["best_ckpt"]
+    assert best in names
+    assert len(names) <= 3
+
+
+def test_nothing_written_is_a_pickle(tmp_path: Path) -> None:
+    run = _short_run(tmp_path)
+    for path in run.rglob("*"):
+        if path.is_file():
+            head = path.read_bytes()[:2]
+            assert head != b"\x80\x04" and head != b"\x80\x02", f"{path} looks like a pickle"
+            assert not path.name.endswith((".pt", ".pth", ".pkl", ".ckpt"))
+
+
+class _Payload:
+    def __reduce__(self):  # noqa: ANN204 - pickle protocol
+        return (os.system, ("touch PWNED",))
+
+
+def test_pickle_payload_is_rejected_and_never_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "weights.pt"
+    with open(bad, "wb") as f:
+        pickle.dump({"w": _Payload()}, f)
+    with pytest.raises(TrainwiseError, match="refusing to load"):
+        load_weights(bad)
+    assert not (tmp_path / "PWNED").exists()
+    # a checkpoint whose safetensors file was replaced by a pickle payload is rejected by its hash, never parsed
+    run = _short_run(tmp_path)
+    newest = list_checkpoints(run / "checkpoints")[-1]
+    with open(newest / "model.safetensors", "wb") as f:
+        pickle.dump(_Payload(), f)
+    assert verify(newest) is not None
+    assert not (tmp_path / "PWNED").exists()
+    # a plain state dict .pt loads (weights_only)
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.ones(2)}, good)
+    assert torch.equal(load_weights(good)["w"], torch.ones(2))
+
+
+def test_optimizer_state_round_trips_without_pickle() -> None:
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    tensors, plain = flatten_optimizer(opt.state_dict())
+    json.dumps(plain)
+    restored = unflatten_optimizer(tensors, json.loads(json.dumps(plain)))
+    opt2 = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt2.load_state_dict(restored)
+    for k, v in opt.state_dict()["state"][0].items():
+        assert torch.equal(v, opt2.state_dict()["state"][0][k])
+
+
+def test_failed_checkpoint_write_keeps_previous_and_continues(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainwise.train.checkpoint as ck
+
+    real = ck.save_file
+    calls = {"n": 0}
+
+    def flaky(tensors, path):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        if calls["n"] in (4, 5, 6):  # the second checkpoint's three files
+            raise OSError(28, "No space left on device")
+        return real(tensors, path)
+
+    monkeypatch.setattr(ck, "save_file", flaky)
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    model = trainwise.create_model("mlp", (64,), 10, hidden=[32])
+    res = trainwise.fit(model, (d.data, d.target), run_dir=tmp_path / "run", epochs=2, **{"checkpoint.every_steps": 5})
+    assert res.summary["checkpoint_failures"] >= 1
+    assert res.summary["stopped"] == "completed"
+    assert all(verify(c) is None for c in list_checkpoints(tmp_path / "run" / "checkpoints"))
+    assert not list((tmp_path / "run" / "checkpoints").glob(".tmp-*"))
+
+
+def test_failed_checkpoint_write_can_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainwise.train.checkpoint as ck
+
+    def full(tensors, path):  # noqa: ANN001, ANN202
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck, "save_file", full)
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    model = trainwise.create_model("mlp", (64,), 10, hidden=[32])
+    with pytest.raises(TrainwiseError, match="No space left"):
+        trainwise.fit(model, (d.data, d.target), run_dir=tmp_path / "run", epochs=2,
+                      **{"checkpoint.on_error": "stop"})
+
+
+class _NaNAt(torch.nn.Module):
+    """Wraps a model; forward calls numbered in ``bad`` return NaN (a fault injected from outside the loop)."""
+
+    def __init__(self, inner: torch.nn.Module, bad: set[int]) -> None:
+        super().__init__()
+        self.inner, self.bad, self.calls = inner, bad, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if self.training:
+            self.calls += 1
+            if self.calls in self.bad:
+                return out * float("nan")
+        return out
+
+
+def test_nan_steps_are_skipped_then_rolled_back(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    torch.manual_seed(0)
+    # 20 steps per epoch; calls 25..27 are three bad steps in a row in epoch 2 → rollback to the step-20 checkpoint
+    model = _NaNAt(trainwise.create_model("mlp", (64,), 10, hidden=[32]), bad={12, 25, 26, 27})
+    events: list[dict] = []
+    res = trainwise.fit(model, (d.data, d.target), run_dir=tmp_path / "run", epochs=3, callbacks=[events.append],
+                        **{"checkpoint.every_steps": 10, "faults.nonfinite": "skip", "faults.max_bad_steps": 3,
+                           "optim.lr": 0.01})
+    assert res.summary["nonfinite_skipped_steps"] == 4
+    assert res.summary["rollbacks"] == 1
+    assert res.summary["stopped"] == "completed"
+    assert res.summary["test/accuracy"] > 0.8
+    assert any(e.get("event") == "rollback" for e in events)
+    skipped = [e for e in events if e.get("event") == "nonfinite_skipped"]
+    assert len(skipped) == 4 and all("batch" in e for e in skipped)
+    for p in res.model.parameters():
+        assert torch.isfinite(p).all()
+
+
+def test_nan_without_checkpoint_stops_cleanly(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    model = _NaNAt(trainwise.create_model("mlp", (64,), 10, hidden=[32]), bad=set(range(3, 1000)))
+    res = trainwise.fit(model, (d.data, d.target), run_dir=None, epochs=3, **{"faults.nonfinite": "skip"})
+    assert res.summary["stopped"] == "non_finite_loss"
+    for p in res.model.parameters():
+        assert torch.isfinite(p).all()
