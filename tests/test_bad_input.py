@@ -212,6 +212,10 @@ def test_split_smaller_than_one_batch_with_drop_last(cli, untouched):
                  needles=("data.drop_last",))
 
 
+def test_cutmix_on_tabular_data(cli, untouched):
+    _train_error(cli, untouched, "--preset", "wine-mlp", "train.cutmix_alpha=1.0", needles=("cutmix",))
+
+
 def test_model_cannot_take_the_data(cli, tmp_path, untouched):
     """A user's module:function yields tabular (N, 4) features; the default preset's CNN cannot take them."""
     (tmp_path / "mydata.py").write_text(
@@ -276,6 +280,13 @@ def test_predict_input_with_wrong_feature_count(cli, tmp_path, digits_run, untou
     np.savez(tmp_path / "in.npz", x=np.zeros((3, 5)))  # the run was trained on 64 features
     untouched.take()
     assert_user_error(cli("predict", digits_run, "in.npz"))
+    untouched()
+
+
+def test_predict_corrupt_npz_input(cli, tmp_path, digits_run, untouched):
+    (tmp_path / "in.npz").write_text("this is not an npz archive\n")
+    untouched.take()
+    assert_user_error(cli("predict", digits_run, "in.npz"), "in.npz")
     untouched()
 
 

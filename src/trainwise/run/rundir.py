@@ -76,7 +76,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise TrainwiseError(f"weights file '{p}' does not exist")
     if p.suffix == ".safetensors":
         try:
-            return load_file(str(p), device="cpu")
+            return {k: v.clone() for k, v in load_file(str(p), device="cpu").items()}  # aligned copies
         except Exception as exc:  # safetensors raises its own error types for torn files
             raise TrainwiseError(f"'{p}' is not a valid safetensors file ({exc}); it may be truncated") from None
     try:

@@ -175,7 +175,11 @@ def read_checkpoint(folder: Path) -> CheckpointData:
     tensors = {}
     for name in manifest["files"]:
         if name.endswith(".safetensors"):
-            tensors[name[: -len(".safetensors")]] = load_file(str(folder / name), device="cpu")
+            # clone(): safetensors hands out views into its buffer at arbitrary byte offsets. Vectorised CPU kernels
+            # split misaligned data differently between their SIMD body and scalar tail, which can change the last
+            # bit of results (seen as resumed runs diverging in the final ulp). Fresh allocations are aligned.
+            loaded = load_file(str(folder / name), device="cpu")
+            tensors[name[: -len(".safetensors")]] = {k: v.clone() for k, v in loaded.items()}
     state = json.loads((folder / "state.json").read_text())
     return CheckpointData(tensors, state)
 
