@@ -157,12 +157,6 @@ def test_unknown_option(cli, untouched):
     untouched()
 
 
-def test_unknown_command(cli, untouched):
-    untouched.take()
-    assert_user_error(cli("fit"))
-    untouched()
-
-
 # ---- data ---------------------------------------------------------------------------------------------------------
 
 def test_csv_without_target_column(cli, tmp_path, untouched):
@@ -299,10 +293,4 @@ def test_predict_missing_input(cli, digits_run, untouched):
 def test_evaluate_missing_dir(cli, untouched):
     untouched.take()
     assert_user_error(cli("evaluate", "no-such-run"), "no-such-run")
-    untouched()
-
-
-def test_evaluate_bad_split(cli, digits_run, untouched):
-    untouched.take()
-    assert_user_error(cli("evaluate", digits_run, "--split", "holdout"), "holdout")
     untouched()

@@ -80,11 +80,13 @@ def _kill_and_resume(cwd: Path, train_args: list[str], run: Path, kills: int, rn
 
 
 def _assert_identical(a: Path, b: Path) -> None:
-    assert (a / "final.safetensors").read_bytes() == (b / "final.safetensors").read_bytes()
-    assert (a / "best.safetensors").read_bytes() == (b / "best.safetensors").read_bytes()
     la = (a / "metrics.jsonl").read_text().splitlines()
     lb = (b / "metrics.jsonl").read_text().splitlines()
-    assert la == lb  # same values for every step, no duplicated steps
+    first = next((i for i, (x, y) in enumerate(zip(la, lb)) if x != y), None)
+    assert first is None, f"metrics.jsonl differs from line {first}:\n{la[first]}\n{lb[first]}"
+    assert len(la) == len(lb)  # same values for every step, no duplicated or missing steps
+    assert (a / "final.safetensors").read_bytes() == (b / "final.safetensors").read_bytes()
+    assert (a / "best.safetensors").read_bytes() == (b / "best.safetensors").read_bytes()
     sa, sb = json.loads((a / "summary.json").read_text()), json.loads((b / "summary.json").read_text())
     assert sa["test/accuracy"] == sb["test/accuracy"]
 

@@ -10,8 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from trainwise.errors import TrainwiseError
-from trainwise.train.state import TrainingInterrupted
+from trainwise.errors import TrainingInterrupted, TrainwiseError
 
 EPILOG_TRAIN = """\
 examples:
@@ -51,7 +50,6 @@ def _split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from trainwise.config import compose
-    from trainwise.runner import train
 
     if args.resume:
         if args.items or args.preset or args.run_dir:
@@ -62,7 +60,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = resume(args.resume, quiet=args.quiet)
     else:
         config, overrides = _split_train_args(args.items)
-        cfg = compose(config, args.preset, overrides)
+        cfg = compose(config, args.preset, overrides)  # config errors answer before torch is imported
+        if args.run_dir is not None:
+            from trainwise.run.paths import check_new_run_dir
+
+            check_new_run_dir(args.run_dir)
+        from trainwise.runner import train
+
         result = train(cfg, run_dir=args.run_dir or "auto", quiet=args.quiet)
     _print_result(result, args.quiet)
     return 0
@@ -148,12 +152,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("trainwise")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="trainwise", description="trainwise: train, diagnose, resume and ship PyTorch models. "
                 "Run 'trainwise COMMAND --help' for a command's options.")
-    from trainwise import __version__
-
-    p.add_argument("--version", action="version", version=f"trainwise {__version__}")
+    p.add_argument("--version", action="version", version=f"trainwise {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model from a preset, a YAML config and key=value overrides",

@@ -10,6 +10,14 @@ class TrainwiseError(Exception):
     """A mistake in the user's input: the message names the problem and the fix."""
 
 
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM arrived during training: a checkpoint was saved; the message says how to resume."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest valid choice, or ``""``."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

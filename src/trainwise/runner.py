@@ -6,6 +6,7 @@ The CLI is a thin layer over these functions.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +125,21 @@ def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.n
     """Raw features from CSV (columns matched by name) or .npz (array ``x``), preprocessed as in training."""
     if not path.is_file():
         raise TrainwiseError(f"input file '{path}' does not exist")
+    expected = int(np.prod(prep.input_shape))
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            if "x" not in f.files:
-                raise TrainwiseError(f"'{path}' must hold an array named 'x'")
-            x = f["x"].astype(np.float32)
-        return x, None
+        try:
+            with np.load(path, allow_pickle=False) as f:  # allow_pickle=False: an input file must never run code
+                if "x" not in f.files:
+                    raise TrainwiseError(f"'{path}' must hold an array named 'x'")
+                x = f["x"].astype(np.float32)
+        except TrainwiseError:
+            raise
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise TrainwiseError(f"cannot read .npz '{path}': {str(exc).splitlines()[0]}") from None
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != expected:
+            raise TrainwiseError(f"'{path}' array 'x' has shape {x.shape} but the model takes samples of shape "
+                                 f"{tuple(prep.input_shape)} ({expected} values each)")
+        return x.reshape(len(x), *prep.input_shape), None
     if path.suffix != ".csv":
         raise TrainwiseError(f"input '{path}' must be a .csv or .npz file")
     import pandas as pd
@@ -147,7 +157,6 @@ def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.n
         x = np.column_stack(cols).astype(np.float32)
     else:
         feats = df.drop(columns=[target]) if target and target in df.columns else df
-        expected = int(np.prod(prep.input_shape))
         if feats.shape[1] != expected:
             raise TrainwiseError(f"'{path}' has {feats.shape[1]} feature columns but the model takes {expected}")
         x = feats.to_numpy(dtype=np.float32)

@@ -8,7 +8,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -18,26 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from trainwise.errors import TrainwiseError
-
-
-def new_run_dir(name: str, run_dir: str | Path | None, root: str | Path = "runs") -> Path:
-    """``--run-dir DIR`` must not exist (never overwrite a run); otherwise ``runs/<name>-<YYYYmmdd-HHMMSS>``."""
-    if run_dir is not None:
-        p = Path(run_dir)
-        if p.exists() and (not p.is_dir() or any(p.iterdir())):
-            raise TrainwiseError(f"run directory '{p}' already exists; pass a new --run-dir (nothing was overwritten)")
-        p.mkdir(parents=True, exist_ok=True)
-        return p
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{name}-{stamp}"
-    p, i = base, 1
-    while True:
-        try:
-            p.mkdir(parents=True, exist_ok=False)
-            return p
-        except FileExistsError:  # two runs in the same second
-            i += 1
-            p = base.with_name(f"{base.name}-{i}")
+from trainwise.run.paths import check_new_run_dir, new_run_dir  # noqa: F401  (re-exported)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -200,6 +200,10 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
 
     model.to(device)
     check_model_fits(model, task, train_loader, precision, device)
+    images = _first_batch(train_loader)[0].ndim == 4  # (B, C, H, W)
+    if t.cutmix_alpha > 0 and not images:
+        raise TrainwiseError("train.cutmix_alpha needs image inputs (N, C, H, W); use train.mixup_alpha for "
+                             "tabular data")
     train_model = torch.compile(model) if cfg.compile else model
 
     steps_per_epoch = len(train_loader)
@@ -235,10 +239,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
 
     # ---- mutable loop state (everything a checkpoint must hold besides module/optimizer state) ---------------------
     st = LoopState(best_value=math.inf if lower_better else -math.inf)
-    if t.cutmix_alpha > 0 and isinstance(parts["train"], tuple) and parts["train"][0].ndim != 4:
-        raise TrainwiseError("train.cutmix_alpha needs image inputs (N, C, H, W); use train.mixup_alpha for "
-                             "tabular data")
-    augment = d.augment == "shift" and kind == "classification"
+    augment = d.augment == "shift" and images  # a pixel shift means nothing to tabular features
     mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and kind == "classification"
     aug_g = torch.Generator()
     mix_rng = np.random.default_rng(0)

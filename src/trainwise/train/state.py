@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from trainwise.errors import TrainingInterrupted  # noqa: F401  (re-exported)
+
 
 @dataclass
 class LoopState:
@@ -77,14 +79,6 @@ class LoopState:
         self.log_loss = tensors["acc.log_loss"].to(device)
         best = {k[len("best."):]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
         self.best_state = best if plain["has_best"] else None
-
-
-class TrainingInterrupted(Exception):
-    """SIGINT/SIGTERM arrived: a checkpoint was saved; the message says how to resume."""
-
-    def __init__(self, signum: int, message: str) -> None:
-        super().__init__(message)
-        self.signum = signum
 
 
 class StopFlag:
