@@ -161,6 +161,59 @@ def _version() -> str:
         return "unknown"
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from trainwise.doctor.diagnose import diagnose_run
+    from trainwise.doctor.findings import render
+
+    findings = diagnose_run(args.run_dir)
+    if args.json:
+        print(json.dumps({"findings": [f.to_dict() for f in findings]}, indent=2))
+    else:
+        print(render(findings))
+    return 0
+
+
+def cmd_overfit_batch(args: argparse.Namespace) -> int:
+    from trainwise.config import compose
+
+    config, overrides = _split_train_args(args.items)
+    cfg = compose(config, args.preset, overrides)
+    from trainwise.doctor.overfit import overfit_batch
+
+    r = overfit_batch(cfg, steps=args.steps)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(f"{'PASS' if r['passed'] else 'FAIL'}: loss {r['initial_loss']:.4g} → best {r['best_loss']:.4g} "
+              f"in {r['steps']} steps on one batch of {r['batch_size']} ({r['rule']})")
+        print(r["verdict"])
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trainwise.doctor.report import write_report
+
+    path = write_report(args.run_dir, args.out)
+    print(f"report written to {path}")
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainwise.config import compose
+
+    config, overrides = _split_train_args(args.items)
+    cfg = compose(config, args.preset, overrides)
+    out = Path(args.out) if args.out else Path("runs") / f"lr-find-{cfg.name}"
+    from trainwise.doctor.lr_find import lr_find
+
+    r = lr_find(cfg, out, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
+    print(f"suggested lr: {r['suggested_lr']:.3g} ({r['rule']}); loss minimum at lr {r['min_loss_lr']:.3g}")
+    print(f"plot: {r['plot']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="trainwise", description="trainwise: train, diagnose, resume and ship PyTorch models. "
                 "Run 'trainwise COMMAND --help' for a command's options.")
@@ -215,6 +268,42 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", help="output CSV (default: INPUT's name with .predictions.csv, next to it)")
     pr.add_argument("--force", action="store_true", help="replace an existing output file")
     pr.set_defaults(func=cmd_predict)
+    dg = sub.add_parser("diagnose", help="re-analyse a finished or crashed run and print its findings",
+                        description="Findings (code, severity, message, evidence, fixes) for RUN_DIR, computed from "
+                        "its metrics.jsonl, monitors.jsonl, preflight.json and config.yaml.")
+    dg.add_argument("run_dir", metavar="RUN_DIR")
+    dg.add_argument("--json", action="store_true", help="print {\"findings\": [...]} as JSON")
+    dg.set_defaults(func=cmd_diagnose)
+
+    doc = sub.add_parser("doctor", help="diagnostic experiments (overfit-batch)",
+                         description="Diagnostic experiments on a config.")
+    doc_sub = doc.add_subparsers(dest="doctor_command", metavar="CHECK", parser_class=_Parser, required=True)
+    ob = doc_sub.add_parser("overfit-batch", help="can the model drive the loss to ~0 on one batch?",
+                            description="Train on a single batch; if the loss cannot reach near zero the problem is "
+                            "the model or the loss, not the data.")
+    ob.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]")
+    ob.add_argument("--preset", help="built-in preset to start from")
+    ob.add_argument("--steps", type=int, default=200, help="optimizer steps on the batch (200)")
+    ob.add_argument("--json", action="store_true", help="print the result as JSON")
+    ob.set_defaults(func=cmd_overfit_batch)
+
+    rp = sub.add_parser("report", help="write a self-contained report.html for a run",
+                        description="Write RUN_DIR/report.html: curves, lr, gradient norms, dead units, confusion "
+                        "matrix, findings and config, with every plot embedded.")
+    rp.add_argument("run_dir", metavar="RUN_DIR")
+    rp.add_argument("--out", help="output file (default RUN_DIR/report.html)")
+    rp.set_defaults(func=cmd_report)
+
+    lf = sub.add_parser("lr-find", help="learning-rate range test: sweep the lr exponentially, suggest one",
+                        description="Exponential lr sweep on the config's model and data; smoothed loss; suggests "
+                        "the lr of steepest descent. Writes lr_find.png and lr_find.json.")
+    lf.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]")
+    lf.add_argument("--preset", help="built-in preset to start from")
+    lf.add_argument("--out", help="output directory (default runs/lr-find-<name>)")
+    lf.add_argument("--start-lr", type=float, default=1e-7)
+    lf.add_argument("--end-lr", type=float, default=10.0)
+    lf.add_argument("--steps", type=int, default=100)
+    lf.set_defaults(func=cmd_lr_find)
     return p
 
 

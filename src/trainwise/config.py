@@ -99,6 +99,13 @@ class FaultConfig:
 
 
 @dataclass
+class DoctorConfig:
+    preflight: bool = True  # data, loss-at-init and activation checks before the first step (~1 s)
+    monitor_every: int = 50  # optimizer steps between monitor samples; 0 disables the live monitors
+    diagnose: bool = True  # print and save diagnosis.json at the end of training
+
+
+@dataclass
 class Config:
     name: str = "run"
     seed: int = 0
@@ -112,6 +119,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    doctor: DoctorConfig = field(default_factory=DoctorConfig)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -274,6 +282,7 @@ def validate(cfg: DictConfig) -> None:
         (cfg.checkpoint.every_steps >= 0, "checkpoint.every_steps must be ≥ 0 (0 disables)"),
         (cfg.checkpoint.every_seconds >= 0, "checkpoint.every_seconds must be ≥ 0 (0 disables)"),
         (cfg.checkpoint.keep >= 1, "checkpoint.keep must be ≥ 1"),
+        (cfg.doctor.monitor_every >= 0, "doctor.monitor_every must be ≥ 0 (0 disables)"),
         (cfg.faults.max_bad_steps >= 1, "faults.max_bad_steps must be ≥ 1"),
         (0 < cfg.faults.lr_factor <= 1, "faults.lr_factor must be in (0, 1]"),
     ]

@@ -266,6 +266,7 @@ class Checkpointer:
         self.cfg, self.model, self.stepper, self.st = cfg, model, stepper, st
         self.generators, self.reporter = generators, reporter
         self.log: Any = None  # MetricsLog, set once opened; its byte offset is saved with each checkpoint
+        self.monitor: Any = None  # Monitor, likewise for monitors.jsonl
         self.failures = 0
         self.mix_rng_restored: Any = None
         self.device = next(model.parameters()).device
@@ -291,6 +292,7 @@ class Checkpointer:
             "scheduler": self.stepper.schedule.state_dict(),
             "scaler": self.stepper.scaler.state_dict() if self.stepper.scaler is not None else None,
             "log_offset": self.log.tell() if self.log is not None else 0,
+            "monitor_offset": self.monitor.tell() if self.monitor is not None else 0,
             "monitor": {"name": self.cfg.train.monitor, "value": last.get(self.cfg.train.monitor)},
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "versions": versions(),
@@ -333,6 +335,7 @@ class Checkpointer:
         self.stepper.optimizer.zero_grad(set_to_none=True)
         self.st.load(data.state["loop"], ex, self.device)
         self.st.log_offset = data.state["log_offset"]
+        self.st.monitor_offset = data.state.get("monitor_offset")
         set_rng_state({k[len("rng."):]: v for k, v in ex.items() if k.startswith("rng.")}, data.state["rng"],
                       self.generators)
         self.mix_rng_restored = None

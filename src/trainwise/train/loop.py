@@ -20,10 +20,14 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from trainwise.config import from_kwargs, to_yaml
+from trainwise.config import from_kwargs, to_dict, to_yaml
 from trainwise.data.loaders import DeviceDataLoader, InMemoryLoader, epoch_seed, make_loader
 from trainwise.data.sources import from_arrays
 from trainwise.data.splits import Splits, split_table
+from trainwise.doctor.diagnose import RunRecord, diagnose
+from trainwise.doctor.findings import render
+from trainwise.doctor.monitors import Monitor
+from trainwise.doctor.preflight import check_data, check_model
 from trainwise.errors import TrainwiseError
 from trainwise.progress import Reporter
 from trainwise.run.rundir import MetricsLog, new_run_dir, save_weights, versions, write_json, write_text
@@ -236,6 +240,27 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     reporter = Reporter(quiet, task.main_metric, t.epochs)
     if isinstance(splits, Splits) and splits.missing:
         reporter.info(f"missing values imputed with train medians: {splits.missing}")
+    doc = cfg.doctor
+    pre_findings: list[dict[str, Any]] = []
+    pre_info: dict[str, Any] = {}
+    if doc.preflight and resume is None:  # eval + inference_mode: changes no weights, statistics or RNG
+        xb, yb = _first_batch(train_loader) if not isinstance(parts["train"], tuple) else \
+            (parts["train"][0][:256].to(device), parts["train"][1][:256].to(device))
+        found = check_data(parts["train"][0], parts["train"][1], kind,
+                           splits.preprocess.feature_names if isinstance(splits, Splits) else None) \
+            if isinstance(parts["train"], tuple) else []
+        more, pre_info = check_model(model, xb, yb, task)
+        pre_findings = [f.to_dict() for f in found + more]
+        if out_dir is not None:
+            write_json(out_dir / "preflight.json", {"findings": pre_findings, **pre_info})
+        for f in found + more:
+            reporter.info(f"[yellow]preflight: {f.message}[/yellow]")
+    elif resume is not None and (Path(resume) / "preflight.json").is_file():
+        import json as _json
+
+        pre = _json.loads((Path(resume) / "preflight.json").read_text())
+        pre_findings = pre.get("findings", [])
+        pre_info = {k: v for k, v in pre.items() if k != "findings"}
 
     # ---- mutable loop state (everything a checkpoint must hold besides module/optimizer state) ---------------------
     st = LoopState(best_value=math.inf if lower_better else -math.inf)
@@ -253,11 +278,16 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         reporter.info(f"resumed from {folder.name}: epoch {st.epoch + 1}, batch {st.pos}, step {st.global_step}")
         st.resumed_from = folder.name
     log = MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None, truncate_to=st.log_offset)
+    monitors = Monitor(model, doc.monitor_every, out_dir / "monitors.jsonl" if out_dir is not None else None,
+                      hooks=not cfg.compile, truncate_to=st.monitor_offset)
     if ckpt is not None:
-        ckpt.log = log
+        ckpt.log, ckpt.monitor = log, monitors
+    train_events: list[dict[str, Any]] = []
 
     def emit(event: dict[str, Any]) -> None:
         log.write(event)
+        if event.get("split") == "train" and not event.get("epoch_end"):
+            train_events.append(event)
         for cb in callbacks:
             cb(dict(event))
 
@@ -280,7 +310,12 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             group_loss = torch.zeros((), device=device)  # loss·B summed over the current accumulation group
             group_seen = 0
             rolled_back = False
+            data_wait = 0.0
+            t_prev = time.perf_counter()
+            sampled = False
             for i, (x, y) in enumerate(train_loader, start=st.pos):
+                t_now = time.perf_counter()  # time since the previous step ended = waiting for this batch
+                data_wait += t_now - t_prev
                 if st.skip and (epoch, i) in st.skip:  # batches that produced non-finite values before a rollback
                     st.pos = i + 1
                     continue
@@ -288,6 +323,9 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                     x = random_shift(x, aug_g)
                 if mixing:
                     x, y = mix(x, y, num_classes, t.mixup_alpha, t.cutmix_alpha, mix_rng, aug_g)
+                if not sampled and monitors.wants(st.global_step + 1):
+                    monitors.arm()  # hooks for this step's forward only
+                    sampled = True
                 with autocast(precision, device):
                     out = train_model(x)  # (B, out_dim)
                     loss = task.loss(out, y)
@@ -303,10 +341,15 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                 reporter.advance()
                 st.pos = i + 1
                 if i not in boundaries:
+                    t_prev = time.perf_counter()
                     continue
+                if sampled:
+                    monitors.before_update()
                 # ---- optimizer step (end of an accumulation group) ----------------------------------------------
                 if nonfinite == "skip" and not stepper.finite(loss_detached):  # CPU: no device stall
                     stepper.discard()
+                    monitors.locate_nonfinite(x, st.global_step, epoch, i)
+                    sampled = False
                     st.bad_steps += 1
                     st.consecutive_bad += 1
                     st.skip.add((epoch, i))
@@ -326,8 +369,12 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                         break
                     group_loss.zero_()
                     group_seen = 0
+                    t_prev = time.perf_counter()
                     continue
                 stepper.step()
+                if sampled:
+                    monitors.after_update(st.global_step + 1, epoch, loss_detached, stepper.grad_norm)
+                    sampled = False
                 st.consecutive_bad = 0
                 st.global_step += 1
                 st.loss_sum += group_loss
@@ -355,6 +402,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                     last_ckpt_time = time.monotonic()
                 if stop.signum:
                     break
+                t_prev = time.perf_counter()
             if rolled_back:
                 continue
             if stop.signum and st.pos < steps_per_epoch:
@@ -378,6 +426,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             value = row.get(monitor, row["train/loss"])
             schedule.after_epoch(value)
             row["seconds"] = time.perf_counter() - t_epoch
+            monitors.write({"kind": "timing", "epoch": epoch, "data_wait_s": data_wait, "epoch_s": row["seconds"]})
+            monitors.timing.append({"epoch": epoch, "data_wait_s": data_wait, "epoch_s": row["seconds"]})
             st.history.append(row)
             emit({"step": st.global_step, "epoch": epoch, "split": "train", "epoch_end": True,
                   **{k_.split("/", 1)[1]: v for k_, v in row.items() if k_.startswith("train/")}, "lr": row["lr"]})
@@ -413,6 +463,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
 
     if stop.signum:
         log.close()
+        monitors.close()
         where = f"trainwise resume {out_dir}"
         raise TrainingInterrupted(stop.signum, f"interrupted by signal {stop.signum}: checkpoint saved at step "
                                   f"{st.global_step}; resume with: {where}")
@@ -444,6 +495,25 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     if stepper.scaler is not None:
         summary["skipped_steps"] = stepper.skipped_steps()
     log.close()
+    monitors.close()
+    if doc.diagnose:
+        record = RunRecord(history=st.history, summary=summary, config=to_dict(cfg), train_events=train_events,
+                           monitors=monitors.records, timing=monitors.timing, nonfinite=monitors.nonfinite,
+                           preflight=pre_findings, init_loss=pre_info.get("init_loss"),
+                           expected_init_loss=pre_info.get("expected_init_loss"))
+        if resume is not None and out_dir is not None:  # the interrupted part of the run is on disk only
+            from trainwise.doctor.diagnose import load_record
+
+            disk = load_record(out_dir)
+            record.monitors, record.timing, record.nonfinite = disk.monitors, disk.timing, disk.nonfinite
+            record.train_events = disk.train_events
+        findings = diagnose(record)
+        summary["findings"] = [f.code for f in findings]
+        if out_dir is not None:
+            write_json(out_dir / "diagnosis.json", {"findings": [f.to_dict() for f in findings]})
+        if not quiet:
+            reporter.console.print("[bold]diagnosis[/bold]")
+            reporter.console.print(render(findings), markup=False)
     if out_dir is not None:
         write_json(out_dir / "summary.json", summary)
         write_json(out_dir / "history.json", st.history)

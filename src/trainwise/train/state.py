@@ -43,6 +43,7 @@ class LoopState:
     lr_scale: float = 1.0
     wall_before: float = 0.0  # training seconds spent before the last checkpoint
     log_offset: int | None = None  # bytes of metrics.jsonl covered by the restored checkpoint
+    monitor_offset: int | None = None  # likewise for monitors.jsonl
     resumed_from: str | None = None
 
     def new_epoch(self, device: torch.device) -> None:

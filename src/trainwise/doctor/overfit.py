@@ -1,0 +1,52 @@
+"""``trainwise doctor overfit-batch``: can the model drive the loss to near zero on one batch?
+
+If it cannot, the problem is the model, the loss or the optimisation set-up — not the data or regularisation. Uses
+the same step machinery as training (precision, clipping, optimizer); weight decay is switched off because it fights
+memorisation by design.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from trainwise.runner import build_model, load_data
+from trainwise.tasks.base import make_task
+from trainwise.train.loop import seed_everything
+from trainwise.train.optim import build_optimizer
+from trainwise.train.precision import autocast, grad_scaler, resolve_device, resolve_precision
+from trainwise.train.schedule import Schedule
+from trainwise.train.step import Stepper
+
+
+def overfit_batch(cfg: DictConfig, steps: int = 200, threshold: float = 0.05) -> dict[str, Any]:
+    splits = load_data(cfg)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, splits.preprocess, splits.num_classes)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    model.to(device).train()
+    bs = min(cfg.data.batch_size, len(splits.train))
+    x, y = splits.train.x[:bs].to(device), splits.train.y[:bs].to(device)
+    task = make_task(splits.task, splits.num_classes, 0.0, splits.preprocess.y_mean, splits.preprocess.y_std)
+    o = cfg.optim
+    opt = build_optimizer(model, o.name, o.lr, 0.0, o.momentum, o.nesterov, (o.beta1, o.beta2), o.eps)
+    stepper = Stepper(model, opt, Schedule(None, "never"), grad_scaler(precision, device), cfg.train.grad_clip, None)
+    losses = []
+    for _ in range(steps):
+        with autocast(precision, device):
+            loss = task.loss(model(x), y)
+        stepper.backward(loss)
+        stepper.step()
+        losses.append(loss.detach())
+    values = torch.stack(losses).float().tolist()
+    first, last, best = values[0], values[-1], min(values)
+    passed = best <= threshold * first or best < 1e-3
+    return {"passed": passed, "batch_size": bs, "steps": steps, "initial_loss": first, "final_loss": last,
+            "best_loss": best, "rule": f"best loss ≤ {threshold} × initial loss (or < 1e-3)",
+            "verdict": ("the model and loss can memorise one batch: if training fails, look at the data, the lr "
+                        "schedule or regularisation" if passed else
+                        "the model cannot memorise one batch: check the model (capacity, activations, init), the "
+                        "loss/labels pairing and the lr")}
