@@ -155,9 +155,33 @@ def diagnose(rec: RunRecord) -> list[Finding]:
                                      "use schedule.name=onecycle for a short budget"]))
 
     codes = {f.code for f in findings}
+    # ---- oscillation (before overfitting/underfitting: a swinging loss mimics both) ------------------------------
+    steps = [e["loss"] for e in rec.train_events if _finite(e.get("loss"))]
+    swing: dict[str, float] = {}
+    if len(steps) >= 8:
+        half = steps[len(steps) // 2:]
+        rel = statistics.mean(abs(b - a) for a, b in zip(half, half[1:])) / max(1e-12, statistics.mean(half))
+        ups = sum(1 for a, b in zip(half, half[1:]) if b > a) / max(1, len(half) - 1)
+        if rel > 0.5 and ups > 0.3:
+            swing = {"relative_swing_train_steps": rel}
+    vv = [v for v in val if _finite(v)]
+    if len(vv) >= 5:
+        d = [b - a for a, b in zip(vv, vv[1:])]
+        flips = sum(1 for a, b in zip(d, d[1:]) if a * b < 0) / max(1, len(d) - 1)
+        rel_v = statistics.mean(abs(x) for x in d) / max(1e-12, statistics.mean(vv))
+        if flips >= 0.6 and rel_v > 0.25:
+            swing.update({"relative_swing_val_epochs": rel_v, "direction_changes": flips})
+    if swing and not codes & {"diverging", "nan_loss"}:
+        findings.append(Finding("oscillating", "warning",
+                                "the loss swings up and down instead of settling", {**swing, "lr": lr},
+                                [f"lower optim.lr by 3–10× (to ~{lr / 5:.0e})",
+                                 "use a larger batch or gradient accumulation (train.accumulate)",
+                                 "decay the lr (schedule.name=cosine)"]))
+        codes.add("oscillating")
+
     # ---- overfitting --------------------------------------------------------------------------------------------
     vf = [(i, v) for i, v in enumerate(val) if _finite(v)]
-    if len(vf) >= 4 and "diverging" not in codes:
+    if len(vf) >= 4 and not codes & {"diverging", "oscillating"}:
         i_best, v_best = min(vf, key=lambda t: t[1])
         v_last = vf[-1][1]
         t_best, t_last = train[i_best], finite_train[-1] if finite_train else None
@@ -179,17 +203,7 @@ def diagnose(rec: RunRecord) -> list[Finding]:
 
     # ---- underfitting / early plateau --------------------------------------------------------------------------
     acc = [r.get("train/accuracy") for r in h]
-    if task == "classification" and acc and _finite(acc[-1]) and not codes & {"not_learning", "diverging", "nan_loss"}:
-        val_acc = h[-1].get("val/accuracy")
-        if acc[-1] < 0.9 and (val_acc is None or abs(val_acc - acc[-1]) < 0.1):
-            findings.append(Finding("underfitting", "warning",
-                                    f"the model fits only {100 * acc[-1]:.1f}% of the training data",
-                                    {"train_accuracy": acc[-1], "val_accuracy": val_acc,
-                                     "final_train_loss": finite_train[-1] if finite_train else None},
-                                    ["use a bigger model (model.hidden=[256, 256] / model.width=64)",
-                                     "train longer (train.epochs) or raise optim.lr",
-                                     "reduce regularisation (weight decay, dropout, label smoothing)"]))
-    if len(finite_train) >= 8 and not {f.code for f in findings} & {"not_learning", "diverging", "underfitting"}:
+    if len(finite_train) >= 8 and not codes & {"not_learning", "diverging", "nan_loss", "oscillating"}:
         third = max(1, len(finite_train) // 3)
         early, late = finite_train[third - 1], finite_train[-1]
         high = (task == "classification" and acc and _finite(acc[-1]) and acc[-1] < 0.95)
@@ -200,21 +214,19 @@ def diagnose(rec: RunRecord) -> list[Finding]:
                                     ["lower the lr once the loss stalls (schedule.name=plateau or cosine)",
                                      "check for saturated or dead units (see monitors)",
                                      "use a bigger model"]))
+            codes.add("early_plateau")
 
-    # ---- oscillation ---------------------------------------------------------------------------------------------
-    steps = [e["loss"] for e in rec.train_events if _finite(e.get("loss"))]
-    if len(steps) >= 8 and not {f.code for f in findings} & {"diverging", "nan_loss"}:
-        half = steps[len(steps) // 2:]
-        diffs = [abs(b - a) for a, b in zip(half, half[1:])]
-        rel = statistics.mean(diffs) / max(1e-12, statistics.mean(half))
-        ups = sum(1 for a, b in zip(half, half[1:]) if b > a) / max(1, len(half) - 1)
-        if rel > 0.5 and ups > 0.3:
-            findings.append(Finding("oscillating", "warning",
-                                    f"logged loss swings by {100 * rel:.0f}% of its level between log points",
-                                    {"relative_swing": rel, "share_of_increases": ups, "lr": lr},
-                                    [f"lower optim.lr by 3–10× (to ~{lr / 5:.0e})", "use a larger batch or "
-                                     "gradient accumulation (train.accumulate)", "decay the lr (schedule.name=cosine)"]))
-
+    if task == "classification" and acc and _finite(acc[-1]) and not codes & {
+            "not_learning", "diverging", "nan_loss", "oscillating", "early_plateau"}:
+        val_acc = h[-1].get("val/accuracy")
+        if acc[-1] < 0.9 and (val_acc is None or abs(val_acc - acc[-1]) < 0.1):
+            findings.append(Finding("underfitting", "warning",
+                                    f"the model fits only {100 * acc[-1]:.1f}% of the training data",
+                                    {"train_accuracy": acc[-1], "val_accuracy": val_acc,
+                                     "final_train_loss": finite_train[-1] if finite_train else None},
+                                    ["use a bigger model (model.hidden=[256, 256] / model.width=64)",
+                                     "train longer (train.epochs) or raise optim.lr",
+                                     "reduce regularisation (weight decay, dropout, label smoothing)"]))
     # ---- gradients and activations (monitors) ------------------------------------------------------------------
     if rec.monitors:
         layer_names = list(rec.monitors[-1].get("layers", {}))

@@ -140,6 +140,15 @@ class Monitor:
         for h in handles:
             h.remove()
         layer = first[0] if first else None
+        if layer is None:  # forward finite: the overflow happened in backward; name where it entered
+            bad = [n for n, p in self.model.named_parameters()
+                   if p.grad is not None and not torch.isfinite(p.grad).all()]
+            if bad:  # backward runs output→input, so the last layer in forward order saw it first
+                layer = f"{bad[-1].rsplit('.', 1)[0]} (gradient)"
+            else:  # every element finite but the global norm overflowed float32: name the largest gradient
+                sizes = [(float(p.grad.abs().max()), n) for n, p in self.model.named_parameters() if p.grad is not None]
+                if sizes:
+                    layer = f"{max(sizes)[1].rsplit('.', 1)[0]} (gradient overflow)"
         event = {"kind": "nonfinite", "step": step, "epoch": epoch, "batch": batch, "layer": layer}
         self.nonfinite.append(event)
         self.write(event)

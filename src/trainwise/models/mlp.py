@@ -47,7 +47,13 @@ class MLP(nn.Module):
 @register("mlp", "multilayer perceptron for tabular features (categorical columns through embeddings)")
 def mlp(in_shape: tuple[int, ...], out_dim: int, hidden: list[int] = (256, 256), act: str = "relu",  # type: ignore[assignment]
         norm: str = "none", dropout: float = 0.0, init: str = "kaiming",
-        cat_cardinalities: list[int] | None = None) -> MLP:
+        cat_cardinalities: list[int] | None = None, bias_init: float = 0.0) -> MLP:
+    """``init`` applies to the hidden layers (the head keeps PyTorch's default, which keeps initial logits small).
+    ``bias_init`` sets every hidden bias: a large negative value creates dead ReLUs (used by the doctor's suite)."""
     model = MLP(math.prod(in_shape), out_dim, list(hidden), act, norm, dropout, cat_cardinalities)
     initialize(model.body, init, act)
+    if bias_init:
+        for m in model.body.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.constant_(m.bias, bias_init)
     return model

@@ -52,6 +52,7 @@ class FitResult:
     summary: dict[str, Any]
     run_dir: Path | None
     step_losses: list[float] = field(default_factory=list)  # per micro-batch, only with record_step_losses
+    findings: list[dict[str, Any]] = field(default_factory=list)  # the doctor's diagnosis
 
 
 def seed_everything(seed: int) -> None:
@@ -347,8 +348,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                     monitors.before_update()
                 # ---- optimizer step (end of an accumulation group) ----------------------------------------------
                 if nonfinite == "skip" and not stepper.finite(loss_detached):  # CPU: no device stall
+                    monitors.locate_nonfinite(x, st.global_step, epoch, i)  # reads the gradients: before discard
                     stepper.discard()
-                    monitors.locate_nonfinite(x, st.global_step, epoch, i)
                     sampled = False
                     st.bad_steps += 1
                     st.consecutive_bad += 1
@@ -509,6 +510,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             record.train_events = disk.train_events
         findings = diagnose(record)
         summary["findings"] = [f.code for f in findings]
+        findings_out = [f.to_dict() for f in findings]
         if out_dir is not None:
             write_json(out_dir / "diagnosis.json", {"findings": [f.to_dict() for f in findings]})
         if not quiet:
@@ -520,4 +522,5 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         from trainwise.run.plots import plot_curves
 
         plot_curves(st.history, task.main_metric, out_dir / "curves.png")
-    return FitResult(model, st.history, summary, out_dir, step_losses)
+    return FitResult(model, st.history, summary, out_dir, step_losses,
+                     findings_out if doc.diagnose else [])

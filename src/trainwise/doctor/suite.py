@@ -1,0 +1,157 @@
+"""The doctor's evaluation suite: deliberately broken configurations (one or more per finding code) and the healthy
+presets, with the doctor's precision and recall over them.
+
+    python -m trainwise.doctor.suite [--out docs/doctor.md]
+
+A broken case is *recalled* when at least one of its ``expected`` codes is raised (warning or error). Precision
+counts every warning/error code raised across the suite: it is a true positive when the case lists it as expected or
+acceptable (a symptom that genuinely co-occurs, e.g. ``not_learning`` beside ``dead_relu``), a false positive
+otherwise — and any warning on a healthy preset is a false positive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from trainwise.config import compose, preset_names
+
+
+@dataclass
+class Case:
+    name: str
+    preset: str
+    overrides: list[str]
+    expected: set[str]
+    acceptable: set[str] = field(default_factory=set)
+    note: str = ""
+
+
+DEEP = "[" + ",".join(["64"] * 12) + "]"
+CASES = [
+    Case("sgd-lr10", "digits-mlp", ["optim.name=sgd", "optim.lr=10", "train.grad_clip=null", "train.epochs=5"],
+         {"nan_loss", "diverging"}, {"exploding_gradients"}, "SGD with lr=10 and no clipping"),
+    Case("deep-sigmoid", "digits-mlp", [f"model.hidden={DEEP}", "model.act=sigmoid", "model.init=xavier",
+                                        "model.dropout=0", "train.epochs=6", "doctor.monitor_every=5"],
+         {"vanishing_gradients"}, {"not_learning", "activation_scale", "saturated_units", "underfitting",
+                                   "early_plateau", "lr_too_low"}, "12-layer sigmoid MLP"),
+    Case("width-2", "digits-mlp", ["model.hidden=[2]", "model.dropout=0", "train.epochs=15"],
+         {"underfitting"}, {"early_plateau"}, "MLP with 2 hidden units"),
+    Case("overfit", "digits-mlp", ["data.test_fraction=0.75", "data.val_fraction=0.1", "model.hidden=[512,512]",
+                                   "model.dropout=0", "optim.weight_decay=0", "train.epochs=80",
+                                   "train.early_stopping=false", "schedule.name=constant"],
+         {"overfitting"}, set(), "large MLP on ~270 samples, no regularisation, 80 epochs"),
+    Case("dead-relu", "digits-mlp", ["model.bias_init=-5", "model.dropout=0", "train.epochs=5",
+                                     "doctor.monitor_every=5"],
+         {"dead_relu"}, {"not_learning", "underfitting", "vanishing_gradients", "activation_scale",
+                         "init_loss_off", "early_plateau"}, "hidden biases initialised to -5"),
+    Case("lr-1e-7", "digits-mlp", ["optim.lr=1e-7", "train.epochs=5"], {"not_learning", "lr_too_low"},
+         {"underfitting", "early_plateau"}, "lr = 1e-7"),
+    Case("sgd-lr0.5", "digits-mlp", ["optim.name=sgd", "optim.lr=0.5", "train.epochs=8", "train.log_every=5",
+                                     "schedule.name=constant"],
+         {"oscillating"}, {"exploding_gradients", "diverging", "nan_loss"}, "SGD momentum 0.9 at lr 0.5"),
+    Case("lr-collapse", "digits-mlp", ["schedule.name=step", "schedule.step_size=1", "schedule.gamma=0.001",
+                                       "optim.lr=0.0003", "train.epochs=10"],
+         {"early_plateau"}, {"underfitting", "lr_too_low"}, "lr divided by 1000 after the first epoch"),
+]
+
+
+class _SlowDigits(Dataset):
+    """Digits served one sample at a time with an artificial 2 ms delay: a loop that waits on its data."""
+
+    def __init__(self) -> None:
+        from sklearn.datasets import load_digits
+
+        x, y = load_digits(return_X_y=True)
+        self.x = torch.tensor(x / 16.0, dtype=torch.float32)
+        self.y = torch.tensor(y)
+
+    def __len__(self) -> int:
+        return 600
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        time.sleep(0.002)
+        return self.x[i], self.y[i]
+
+
+def _data_bound() -> tuple[list[str], dict[str, Any]]:
+    from trainwise.models import create_model
+    from trainwise.train.loop import fit
+
+    model = create_model("mlp", (64,), 10, hidden=[64])
+    r = fit(model, {"train": _SlowDigits()}, run_dir=None, epochs=3, **{"data.batch_size": 32, "optim.lr": 0.01})
+    return [f["code"] for f in r.findings if f["severity"] != "info"], r.summary
+
+
+def run_suite(fast: bool = False) -> dict[str, Any]:
+    """Run every case and healthy preset; returns rows plus precision and recall."""
+    from trainwise.runner import train
+
+    rows = []
+    for case in CASES:
+        t = time.perf_counter()
+        r = train(compose(None, case.preset, case.overrides), run_dir=None, quiet=True)
+        codes = [f["code"] for f in r.findings if f["severity"] != "info"]
+        rows.append({"case": case.name, "note": case.note, "expected": sorted(case.expected), "raised": codes,
+                     "recalled": bool(case.expected & set(codes)),
+                     "false_positives": [c for c in codes if c not in case.expected | case.acceptable],
+                     "seconds": round(time.perf_counter() - t, 1)})
+    t = time.perf_counter()
+    codes, _ = _data_bound()
+    rows.append({"case": "slow-dataset", "note": "Dataset with a 2 ms __getitem__, no workers",
+                 "expected": ["data_bound"], "raised": codes, "recalled": "data_bound" in codes,
+                 "false_positives": [c for c in codes if c != "data_bound"],
+                 "seconds": round(time.perf_counter() - t, 1)})
+    healthy = []
+    for name in preset_names():
+        t = time.perf_counter()
+        r = train(compose(None, name, ["train.epochs=5"] if fast else []), run_dir=None, quiet=True)
+        warn = [f["code"] for f in r.findings if f["severity"] != "info"]
+        healthy.append({"preset": name, "raised": warn, "main": r.summary.get(f"test/{r.summary['main_metric']}"),
+                        "seconds": round(time.perf_counter() - t, 1)})
+    tp = sum(len(r["raised"]) - len(r["false_positives"]) for r in rows)
+    fp = sum(len(r["false_positives"]) for r in rows) + sum(len(h["raised"]) for h in healthy)
+    return {"cases": rows, "healthy": healthy, "recall": sum(r["recalled"] for r in rows) / len(rows),
+            "precision": tp / max(1, tp + fp), "true_positives": tp, "false_positives": fp}
+
+
+def to_markdown(res: dict[str, Any], command: str) -> str:
+    lines = ["# The doctor's evaluation suite", "",
+             f"Generated by `{command}` (see `src/trainwise/doctor/suite.py`).", "",
+             f"**Recall {res['recall']:.2f}** (broken cases whose expected finding was raised), "
+             f"**precision {res['precision']:.2f}** ({res['true_positives']} expected or co-occurring warnings, "
+             f"{res['false_positives']} false alarms, healthy presets included).", "",
+             "| case | what is broken | expected | raised (warning/error) | recalled | false alarms |",
+             "|---|---|---|---|---|---|"]
+    for r in res["cases"]:
+        lines.append(f"| {r['case']} | {r['note']} | {', '.join(r['expected'])} | {', '.join(r['raised']) or '-'} | "
+                     f"{'yes' if r['recalled'] else 'NO'} | {', '.join(r['false_positives']) or '-'} |")
+    lines += ["", "Healthy presets (must raise no warning or error):", "",
+              "| preset | test main metric | warnings/errors |", "|---|---|---|"]
+    for h in res["healthy"]:
+        main = f"{h['main']:.4f}" if isinstance(h["main"], float) else "-"
+        lines.append(f"| {h['preset']} | {main} | {', '.join(h['raised']) or 'none'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="Run the doctor's evaluation suite")
+    p.add_argument("--out", help="write the markdown table here (e.g. docs/doctor.md)")
+    p.add_argument("--fast", action="store_true", help="healthy presets for 5 epochs only")
+    args = p.parse_args()
+    res = run_suite(fast=args.fast)
+    md = to_markdown(res, "python -m trainwise.doctor.suite" + (" --fast" if args.fast else "")
+                     + (f" --out {args.out}" if args.out else ""))
+    print(md)
+    if args.out:
+        Path(args.out).write_text(md)
+
+
+if __name__ == "__main__":
+    main()
