@@ -346,6 +346,93 @@ def data_path_rounds(data: Data, epochs: int, repeats: int, quiet_threshold: flo
 # ---- profile -------------------------------------------------------------------------------------------------------
 
 
+EXTRAS = ("accuracy", "finite", "accumulators", "log_every", "ckpt_test")
+EXTRA_WHAT = {
+    "accuracy": "train accuracy `correct += task.correct(out, y)`",
+    "finite": "non-finite check `stepper.finite()` (CPU default faults.nonfinite=skip)",
+    "accumulators": "group-loss accumulators (`group_loss`, `st.loss_sum`, `st.log_loss`, `zero_()`)",
+    "log_every": "`st.global_step % t.log_every` (OmegaConf read per step)",
+    "ckpt_test": "per-step checkpoint test `cfg.checkpoint.every_steps … every_seconds` (OmegaConf; run dir only)",
+}
+
+
+def run_plain_plus(data: Data, epochs: int, extras: frozenset[str]) -> Timing:
+    """``plain`` with some of the per-step work trainwise's loop adds, written the way loop.py writes it: an in-situ
+    ablation (micro-benchmarks in isolation underestimate work that runs between large kernels)."""
+    from trainwise.config import from_kwargs
+
+    cfg = from_kwargs()
+    t = cfg.train
+    model = new_model()
+    t0 = time.perf_counter()
+    opt = new_optimizer(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    x, y, n = data.x, data.y, len(data.x)
+    model.train()
+    step = 0
+    for _ in range(epochs):
+        idx = torch.randperm(n)
+        loss_sum, log_loss, group = torch.zeros(()), torch.zeros(()), torch.zeros(())
+        correct = torch.zeros((), dtype=torch.long)
+        for s in range(0, n, BATCH):
+            j = idx[s:s + BATCH]
+            xb, yb = x[j], y[j]
+            out = model(xb)
+            loss = F.cross_entropy(out, yb)
+            loss.backward()
+            ld, b = loss.detach(), len(yb)
+            if "accumulators" in extras:
+                group += ld * b
+            else:
+                loss_sum += ld * b
+            if "accuracy" in extras:
+                correct += (out.detach().argmax(1) == yb).sum()
+            norm = torch.nn.utils.clip_grad_norm_(params, CLIP)
+            if "finite" in extras and not bool(torch.isfinite(norm + ld.float())):
+                raise RuntimeError("non-finite")
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            if "accumulators" in extras:
+                loss_sum += group
+                log_loss += group / b
+                group.zero_()
+            if "log_every" in extras and step % t.log_every == 0:
+                pass
+            if "ckpt_test" in extras and ((cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0)
+                                          or (cfg.checkpoint.every_seconds and time.monotonic() < 0)):
+                pass
+        train_loss = loss_sum.item() / n
+    dt = time.perf_counter() - t0
+    return Timing(dt, dt, epochs, train_loss)
+
+
+def ablation_variants() -> list[Variant]:
+    vs = [Variant("plain", run_plain, "")]
+    for e in EXTRAS:
+        vs.append(Variant(f"plain + {e}", lambda d, ep, e=e: run_plain_plus(d, ep, frozenset([e])), EXTRA_WHAT[e]))
+    vs.append(Variant("plain + all five", lambda d, ep: run_plain_plus(d, ep, frozenset(EXTRAS)), "all of the above"))
+    vs.append(Variant("plain + all but ckpt_test", lambda d, ep: run_plain_plus(
+        d, ep, frozenset(EXTRAS) - {"ckpt_test"}), "what the run_dir=None path adds per step"))
+    vs.append(Variant("trainwise no-val run_dir=None, epoch loop only",
+                      lambda d, ep: run_trainwise(d, ep, val=False, files=False), "for comparison"))
+    return vs
+
+
+def ablation_table(variants: list[Variant], steps: int) -> list[str]:
+    plain = variants[0].times
+    lines = ["| variant | adds | median ms/epoch | min–max | + µs per step vs plain | × plain |",
+             "|---|---|---:|---:|---:|---:|"]
+    for v in variants:
+        xs = [t.loop / t.epochs for t in v.times]
+        base = [t.total / t.epochs for t in plain]
+        diff = statistics.median(a - b for a, b in zip(xs, base)) / steps * 1e6
+        ratio = statistics.median(a / b for a, b in zip(xs, base))
+        lines.append(f"| {v.name} | {v.what} | {_ms(statistics.median(xs))} | {_ms(min(xs))}–{_ms(max(xs))} | "
+                     f"{diff:+.0f} | {ratio:.3f}× |")
+    return lines
+
+
 def micro_costs(data: Data, n: int = 3000) -> list[tuple[str, float]]:
     """Per-step costs of operations trainwise's step path adds over the plain loop, in µs per call."""
     from trainwise.config import from_kwargs
@@ -643,6 +730,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_wait > 0:
             wait_for_quiet(CpuMeter(), args.quiet_threshold, args.max_wait)
         total, ours, own = profile_fit(data, args.epochs)
+        print("\nablation (plain + trainwise's per-step additions):", flush=True)
+        abl = ablation_variants()
+        run_rounds(abl, data, args.epochs, args.repeats, 1, args.quiet_threshold, args.max_wait, args.max_retries)
+        abl_lines = ablation_table(abl, -(-len(data.x) // BATCH))
         micro = micro_costs(data)
         comps = component_costs(data, args.epochs)
         plain_step = statistics.median(t.total / t.epochs for t in variants[0].times) / -(-len(data.x) // BATCH)
@@ -657,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
         pl += ["", "Pieces of fit() timed on their own (median of 15 calls, no profiler):", "",
                "| piece | how often | ms per call |", "|---|---|---:|"]
         pl += [f"| {name} | {when} | {'n/a' if ms is None else f'{ms:.2f}'} |" for name, when, ms in comps]
+        pl += ["", f"In-situ ablation ({args.repeats} interleaved rounds × {args.epochs} epochs; same noise guard): "
+               "the plain loop plus, one at a time, the per-step work loop.py adds:", ""] + abl_lines
         pl += ["", f"Per-step micro-costs (plain step ≈ {plain_step * 1e6:.0f} µs):", "",
                "| operation | µs per call | % of a plain step |", "|---|---:|---:|"]
         pl += [f"| {name} | {us:.2f} | {us / (plain_step * 1e6) * 100:.1f}% |" for name, us in micro]

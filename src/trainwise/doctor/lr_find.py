@@ -24,11 +24,13 @@ from omegaconf import DictConfig
 from trainwise.errors import TrainwiseError
 
 MIN_POINTS = 8  # recorded steps below which a steepest-slope estimate means nothing
+HALF_WINDOW_DECADES = 0.25  # the slope is measured across ±0.25 decade of lr, not between adjacent steps
 
 
 def _rule(smooth: float, skip: int) -> str:
-    return (f"lr at the steepest negative slope of the loss vs log10(lr), the loss exponentially smoothed "
-            f"(beta={smooth}, bias-corrected), searched from step {skip + 1} to the loss minimum")
+    return (f"lr at the steepest negative slope of the smoothed loss vs log10(lr) (slope across "
+            f"±{HALF_WINDOW_DECADES} decade; exponential smoothing beta={smooth}, bias-corrected), searched from "
+            f"step {skip + 1} to the loss minimum")
 
 
 def _suggest(lrs: list[float], losses: list[float], smooth: float) -> tuple[float, float, str]:
@@ -47,8 +49,15 @@ def _suggest(lrs: list[float], losses: list[float], smooth: float) -> tuple[floa
                              "and data ('trainwise doctor overfit-batch')")
     x = np.log10(np.asarray(lrs[:i_min + 1]))
     y = np.asarray(losses[:i_min + 1])
-    slope = np.gradient(y, x)  # d loss / d log10(lr), central differences
-    i = skip + int(np.argmin(slope[skip:]))
+    # Adjacent steps are ~0.08 decade apart: their difference is dominated by batch noise on small data sets, which
+    # put the "steepest" point in the flat region. A difference across ±0.25 decade measures the trend instead.
+    step_decades = (math.log10(lrs[-1]) - math.log10(lrs[0])) / max(1, n - 1)
+    h = max(1, round(HALF_WINDOW_DECADES / step_decades)) if step_decades > 0 else 1
+    slopes = []
+    for j in range(skip, i_min + 1):
+        a, b = max(0, j - h), min(i_min, j + h)
+        slopes.append((y[b] - y[a]) / (x[b] - x[a]) if b > a else 0.0)
+    i = skip + int(np.argmin(slopes))
     return float(lrs[i]), float(lrs[i_min]), _rule(smooth, skip)
 
 
@@ -66,12 +75,12 @@ def _plot(lrs: list[float], raw: list[float], losses: list[float], suggested: fl
     ax.axvline(min_loss_lr / 10, color="C2", ls=":", lw=1, label=f"min-loss lr / 10 = {min_loss_lr / 10:.2g}")
     ax.set_xscale("log")
     # A diverging tail would squash the useful part of the curve: cap the view just above the starting loss.
-    lo, hi = min(losses), max(losses[0], raw[0] if math.isfinite(raw[0]) else losses[0])
+    lo, hi = min(min(losses), min(raw)), max(losses[0], raw[0])
     ax.set_ylim(lo - 0.05 * (hi - lo + 1e-12), hi + 0.25 * (hi - lo + 1e-12))
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
     ax.set_title("lr range test")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90, metadata={"Software": None})

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,7 @@ class CheckpointData:
     """What one checkpoint holds, in the two pickle-free forms."""
 
     tensors: dict[str, dict[str, torch.Tensor]]  # file stem -> tensors, e.g. {"model": {...}, "optimizer": {...}}
-    state: dict[str, Any]  # JSON-able
+    state: dict[str, Any] | str  # JSON-able, or already serialised
 
 
 def _cpu(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -113,10 +114,10 @@ def write_checkpoint(ckpt_root: Path, step: int, data: CheckpointData) -> Path:
         files: dict[str, dict[str, Any]] = {}
         for stem, tensors in data.tensors.items():
             path = tmp / f"{stem}.safetensors"
-            save_file(_cpu(tensors), str(path))
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
             _fsync_file(path)
         state_path = tmp / "state.json"
-        state_path.write_text(json.dumps(data.state))
+        state_path.write_text(data.state if isinstance(data.state, str) else json.dumps(data.state))
         _fsync_file(state_path)
         if _WRITE_DELAY:  # test hook: widen the window in which a kill lands mid-write
             time.sleep(_WRITE_DELAY)
@@ -268,6 +269,9 @@ class Checkpointer:
         self.log: Any = None  # MetricsLog, set once opened; its byte offset is saved with each checkpoint
         self.monitor: Any = None  # Monitor, likewise for monitors.jsonl
         self.failures = 0
+        self._thread: threading.Thread | None = None
+        self._error: OSError | None = None
+        self._pending: tuple[int, str] | None = None
         self.mix_rng_restored: Any = None
         self.device = next(model.parameters()).device
 
@@ -299,26 +303,77 @@ class Checkpointer:
         }
         return CheckpointData({"model": self.model.state_dict(), "optimizer": opt_tensors, "extra": extra}, state)
 
-    def save(self, mix_rng: Any, best: bool = False) -> Path | None:
-        """Write a checkpoint; on an OS error keep the previous one and continue or stop as configured."""
+    def save(self, mix_rng: Any, best: bool = False,
+             best_weights: dict[str, torch.Tensor] | None = None) -> None:
+        """Snapshot the state now (a copy to CPU, serialised to JSON) and write it in the background.
+
+        Writing and fsyncing overlap with the next steps; at most one write is in flight (a new save first waits for
+        the previous one). ``best_weights`` also refreshes ``best.safetensors`` in the same background job. A failed
+        write (disk full, permissions) leaves the previous checkpoint intact; it is reported at the next save or at
+        ``wait()``, then training continues or stops as configured.
+        """
+        self.wait()
         previous_best = self.st.best_ckpt
         if best:  # recorded inside the checkpoint itself, so a resumed run keeps protecting it
             self.st.best_ckpt = f"{PREFIX}{self.st.global_step:08d}"
-        try:
-            folder = write_checkpoint(self.root, self.st.global_step, self.snapshot(mix_rng))
+        data = self.snapshot(mix_rng)
+        data.tensors = {k: _cpu(v) for k, v in data.tensors.items()}
+        data.state = json.dumps(data.state)
+        best_copy = _cpu(best_weights) if best_weights is not None else None
+        step, keep, protect = self.st.global_step, self.cfg.checkpoint.keep, self.st.best_ckpt
+
+        def job() -> None:
+            if best_copy is not None:
+                from trainwise.run.rundir import save_weights
+
+                save_weights(self.root.parent / "best.safetensors", best_copy)
+            folder = write_checkpoint(self.root, step, data)
             reason = verify(folder)
             if reason is not None:
                 raise OSError(f"written checkpoint does not verify: {reason}")
-        except OSError as exc:
-            self.st.best_ckpt = previous_best
-            self.failures += 1
-            msg = f"checkpoint at step {self.st.global_step} failed ({exc}); the previous checkpoint is intact"
-            if self.cfg.checkpoint.on_error == "stop":
-                raise TrainwiseError(msg + "; free space or fix permissions, then resume") from None
-            self.reporter.info(f"[yellow]warning: {msg}; training continues[/yellow]")
-            return None
-        prune(self.root, self.cfg.checkpoint.keep, {self.st.best_ckpt} if self.st.best_ckpt else set())
-        return folder
+            prune(self.root, keep, {protect} if protect else set())
+
+        self._pending = (step, previous_best)
+        self._thread = threading.Thread(target=self._run, args=(job,), name="trainwise-checkpoint", daemon=True)
+        self._thread.start()
+
+    def save_best(self, best_weights: dict[str, torch.Tensor]) -> None:
+        """Refresh ``best.safetensors`` in the background (when no checkpoint is due this epoch)."""
+        self.wait()
+        copy = _cpu(best_weights)
+
+        def job() -> None:
+            from trainwise.run.rundir import save_weights
+
+            save_weights(self.root.parent / "best.safetensors", copy)
+
+        self._pending = None
+        self._thread = threading.Thread(target=self._run, args=(job,), name="trainwise-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self, job: Any) -> None:
+        try:
+            job()
+        except OSError as exc:  # handled on the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the background write (if any) has finished, and deal with its failure."""
+        if self._thread is None:
+            return
+        self._thread.join()
+        self._thread = None
+        exc, self._error = self._error, None
+        if exc is None:
+            return
+        step = self._pending[0] if self._pending else self.st.global_step
+        if self._pending and self.st.best_ckpt == f"{PREFIX}{step:08d}":
+            self.st.best_ckpt = self._pending[1]
+        self.failures += 1
+        msg = f"checkpoint at step {step} failed ({exc}); the previous checkpoint is intact"
+        if self.cfg.checkpoint.on_error == "stop":
+            raise TrainwiseError(msg + "; free space or fix permissions, then resume") from None
+        self.reporter.info(f"[yellow]warning: {msg}; training continues[/yellow]")
 
     def restore(self, folder: Path) -> None:
         data = read_checkpoint(folder)
@@ -347,6 +402,7 @@ class Checkpointer:
             self.mix_rng_restored = rng
 
     def restore_latest(self) -> Path:
+        self.wait()
         report: list[str] = []
         folder = latest_valid(self.root, report)
         for line in report:
@@ -358,6 +414,7 @@ class Checkpointer:
 
     def rollback(self, lr_factor: float) -> bool:
         """Restore the newest valid checkpoint but keep the fault bookkeeping, and lower the lr."""
+        self.wait()
         folder = latest_valid(self.root)
         if folder is None:
             return False

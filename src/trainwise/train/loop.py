@@ -446,8 +446,6 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             if improved:
                 st.best_value, st.best_epoch, st.bad_epochs = value, epoch, 0
                 st.best_state = {n: v_.detach().clone() for n, v_ in eval_model.state_dict().items()}
-                if out_dir is not None:
-                    save_weights(out_dir / "best.safetensors", st.best_state)
             else:
                 st.bad_epochs += 1
                 if t.early_stopping and has_val and st.bad_epochs >= t.patience:
@@ -457,11 +455,15 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             if ckpt is not None and (cfg.checkpoint.every_epoch or stop.signum or st.stopped != "completed"
                                      or st.epoch == t.epochs):
                 st.wall_before = time.perf_counter() - t_start
-                ckpt.save(mix_rng, best=improved)
+                ckpt.save(mix_rng, best=improved, best_weights=st.best_state if improved else None)
                 last_ckpt_time = time.monotonic()
+            elif ckpt is not None and improved:
+                ckpt.save_best(st.best_state)  # type: ignore[arg-type]
             if stop.signum or st.stopped != "completed":
                 break
 
+    if ckpt is not None:
+        ckpt.wait()  # the last checkpoint (and best.safetensors) are on disk before anything reports success
     if stop.signum:
         log.close()
         monitors.close()
