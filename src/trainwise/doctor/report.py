@@ -17,13 +17,12 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from typing import TYPE_CHECKING, Any
 
 from trainwise.errors import TrainwiseError
-from trainwise.run.rundir import write_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # default-src 'none': a report that tried to load anything (a font, a CDN script, a tracking pixel) would show it
 # as broken instead of silently phoning out. Inline style/script and data: images are all the page needs.
@@ -229,10 +228,20 @@ def _findings(rd: Path, name: str, what: str) -> str:
     return _findings_html(findings)
 
 
+def _figure(**kw: Any) -> Figure:
+    # imported here, not at module level: `trainwise report` answers a wrong path without loading matplotlib
+    from matplotlib.figure import Figure
+
+    return Figure(**kw)
+
+
 def _curves(history: list[dict[str, Any]], events: list[dict[str, Any]], main_metric: str) -> str:
+    from matplotlib.ticker import MaxNLocator
+
     if not history:
-        return _note(f"per-epoch curves {NOT_RECORDED} (no history.json and no epoch events in metrics.jsonl)")
-    fig = Figure(figsize=(12, 3.8))
+        return _note(f"per-epoch curves {NOT_RECORDED} (no epoch finished: history.json is empty or missing and "
+                     "metrics.jsonl holds no epoch-end events)")
+    fig = _figure(figsize=(12, 3.8))
     axes = fig.subplots(1, 2)
     for ax, key in ((axes[0], "loss"), (axes[1], main_metric)):
         for split, style in (("train", "-"), ("val", "--")):
@@ -250,7 +259,7 @@ def _curves(history: list[dict[str, Any]], events: list[dict[str, Any]], main_me
     steps = [(e["step"], e["loss"]) for e in events if e.get("split") == "train" and not e.get("epoch_end")
              and _finite(e.get("loss")) and "step" in e]
     if len(steps) >= 2:
-        fig = Figure(figsize=(12, 3.2))
+        fig = _figure(figsize=(12, 3.2))
         ax = fig.subplots()
         ax.plot(*zip(*steps), lw=1)
         ax.set_title("training loss at log intervals (mean since the previous log)")
@@ -273,7 +282,7 @@ def _lr(history: list[dict[str, Any]], events: list[dict[str, Any]]) -> str:
         xlabel = "epoch (end)"
     if not pts:
         return _note(f"learning rate {NOT_RECORDED}")
-    fig = Figure(figsize=(12, 3.0))
+    fig = _figure(figsize=(12, 3.0))
     ax = fig.subplots()
     ax.plot(*zip(*pts), marker="o", ms=3)
     ax.set_xlabel(xlabel)
@@ -295,7 +304,7 @@ def _layer_lines(records: list[dict[str, Any]], group: str, key: str) -> dict[st
 
 def _plot_lines(lines: dict[str, list[tuple[int, float]]], title: str, ylabel: str, log: bool,
                 extra: Callable[[Any], None] | None = None) -> str:
-    fig = Figure(figsize=(12, 3.8))
+    fig = _figure(figsize=(12, 3.8))
     ax = fig.subplots()
     for name, pts in lines.items():
         pts = [(s, v) for s, v in pts if v > 0] if log else pts  # log axes cannot show 0 (a layer with no grad)
@@ -402,6 +411,10 @@ def _predictions(rd: Path) -> tuple[str, str, str]:
         device = resolve_device(cfg.device)
     except TrainwiseError as exc:
         return "confusion", "Confusion matrix", _note(f"predictions not available: {exc}")
+    except RuntimeError as exc:  # weights that do not fit the model config.yaml describes
+        return "confusion", "Confusion matrix", _note(
+            "predictions not available: the saved weights do not match the model in config.yaml (a run made by "
+            f"fit() with a model object records only the default model section): {str(exc).splitlines()[0]}")
     split_name, part = ("test", splits.test) if splits.test is not None else ("val", splits.val)
     if part is None:
         return "confusion", "Confusion matrix", _note("predictions not available: the run has no test or val split")
@@ -422,7 +435,7 @@ def _predictions(rd: Path) -> tuple[str, str, str]:
         task = make_task(prep.task, 0, 0.0, prep.y_mean, prep.y_std)
         pred = task.predict(out).numpy()
         true = (y * prep.y_std + prep.y_mean).numpy()
-        fig = Figure(figsize=(5.5, 5.2))
+        fig = _figure(figsize=(5.5, 5.2))
         ax = fig.subplots()
         ax.scatter(true, pred, s=10, alpha=0.6)
         lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
@@ -437,7 +450,7 @@ def _predictions(rd: Path) -> tuple[str, str, str]:
     k = out.shape[1]
     cm = multiclass_confusion_matrix(out.argmax(1), y, num_classes=k).numpy()
     acc = float(cm.trace() / max(1, cm.sum()))
-    fig = Figure(figsize=(min(11, 2.5 + 0.55 * k), min(10, 2.2 + 0.5 * k)))
+    fig = _figure(figsize=(min(11, 2.5 + 0.55 * k), min(10, 2.2 + 0.5 * k)))
     ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     short = [n if len(n) <= 12 else n[:11] + "…" for n in names]
@@ -533,5 +546,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             + f'\n<p class="muted">written {_e(datetime.now().astimezone().isoformat(sep=" ", timespec="seconds"))}'
             " by trainwise report</p>\n"
             + f"<script>{SCRIPT}</script>\n</body></html>\n")
+    # atomic: a crash never leaves half a report under the final name
+    from trainwise.run.rundir import write_text
+
     write_text(dest, page)
     return dest

@@ -294,6 +294,13 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
 
     step_losses: list[float] = []
     stop = StopFlag()
+    # Plain Python copies of per-step settings: attribute access on an OmegaConf node costs microseconds.
+    log_every, every_steps, every_seconds = t.log_every, cfg.checkpoint.every_steps, cfg.checkpoint.every_seconds
+    max_bad, lr_factor, max_rollbacks = cfg.faults.max_bad_steps, cfg.faults.lr_factor, cfg.faults.max_rollbacks
+    mixup_alpha, cutmix_alpha = t.mixup_alpha, t.cutmix_alpha
+    sizes = _batch_sizes(train_loader, n_train)
+    sizes_t = torch.tensor(sizes, dtype=torch.float32, device=device)  # (steps,) samples per micro-batch
+    classify = kind == "classification"
     t_start = time.perf_counter() - st.wall_before
     last_ckpt_time = time.monotonic()
     with stop.installed(out_dir is not None):
@@ -301,15 +308,14 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             epoch = st.epoch
             t_epoch = time.perf_counter()
             if st.pos == 0:  # fresh epoch: reset accumulators and per-epoch generators
-                st.new_epoch(device)
+                st.new_epoch(device, steps_per_epoch)
                 aug_g.manual_seed(epoch_seed(cfg.seed + 1, epoch))
                 mix_rng = np.random.default_rng(epoch_seed(cfg.seed + 2, epoch))
             train_loader.set_epoch(epoch, st.pos)
             model.train()
             reporter.start_epoch(epoch, steps_per_epoch)
             reporter.advance(st.pos)
-            group_loss = torch.zeros((), device=device)  # loss·B summed over the current accumulation group
-            group_seen = 0
+            group_start = st.pos  # first micro-batch of the current accumulation group
             rolled_back = False
             data_wait = 0.0
             t_prev = time.perf_counter()
@@ -323,7 +329,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                 if augment:
                     x = random_shift(x, aug_g)
                 if mixing:
-                    x, y = mix(x, y, num_classes, t.mixup_alpha, t.cutmix_alpha, mix_rng, aug_g)
+                    x, y = mix(x, y, num_classes, mixup_alpha, cutmix_alpha, mix_rng, aug_g)
                 if not sampled and monitors.wants(st.global_step + 1):
                     monitors.arm()  # hooks for this step's forward only
                     sampled = True
@@ -331,11 +337,9 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                     out = train_model(x)  # (B, out_dim)
                     loss = task.loss(out, y)
                 stepper.backward(loss * weights[i] if k > 1 else loss)
-                b = x.shape[0]
                 loss_detached = loss.detach()
-                group_loss += loss_detached * b
-                group_seen += b
-                if kind == "classification":
+                st.loss_buf[i] = loss_detached  # one device copy; sums happen at log points and epoch end
+                if classify:
                     st.correct += task.correct(out.detach(), y)
                 if record_step_losses:
                     step_losses.append(loss_detached.item())  # a host sync: for tests and parity checks only
@@ -354,22 +358,22 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                     st.bad_steps += 1
                     st.consecutive_bad += 1
                     st.skip.add((epoch, i))
+                    st.loss_buf[group_start:i + 1] = 0.0  # a skipped group counts in no average
+                    st.valid[group_start:i + 1] = [False] * (i + 1 - group_start)
                     emit({"step": st.global_step, "epoch": epoch, "split": "train", "event": "nonfinite_skipped",
                           "batch": i})
-                    if st.consecutive_bad >= cfg.faults.max_bad_steps:
-                        if ckpt is None or st.rollbacks >= cfg.faults.max_rollbacks or not ckpt.rollback(
-                                cfg.faults.lr_factor):
+                    if st.consecutive_bad >= max_bad:
+                        if ckpt is None or st.rollbacks >= max_rollbacks or not ckpt.rollback(lr_factor):
                             st.stopped = "non_finite_loss"
                             break
                         mix_rng = ckpt.mix_rng_restored or mix_rng
                         emit({"step": st.global_step, "epoch": st.epoch, "split": "train", "event": "rollback",
                               "lr_scale": st.lr_scale})
-                        reporter.info(f"[yellow]{cfg.faults.max_bad_steps} non-finite steps in a row: rolled back "
-                                      f"to step {st.global_step}, lr ×{cfg.faults.lr_factor}[/yellow]")
+                        reporter.info(f"[yellow]{max_bad} non-finite steps in a row: rolled back "
+                                      f"to step {st.global_step}, lr ×{lr_factor}[/yellow]")
                         rolled_back = True
                         break
-                    group_loss.zero_()
-                    group_seen = 0
+                    group_start = i + 1
                     t_prev = time.perf_counter()
                     continue
                 stepper.step()
@@ -378,25 +382,17 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                     sampled = False
                 st.consecutive_bad = 0
                 st.global_step += 1
-                st.loss_sum += group_loss
-                st.seen += group_seen
-                st.log_loss += group_loss / group_seen
-                st.log_count += 1
-                group_loss.zero_()
-                group_seen = 0
-                if st.global_step % t.log_every == 0:  # the only per-interval sync in the loop
-                    mean = (st.log_loss / st.log_count).item()
+                group_start = i + 1
+                if st.global_step % log_every == 0:  # the only per-interval sync in the loop
+                    mean = st.take_log_mean(i + 1)
                     event = {"step": st.global_step, "epoch": epoch, "split": "train", "loss": mean, "lr": stepper.lr}
                     if stepper.grad_norm is not None:
                         event["grad_norm"] = stepper.grad_norm.item()
                     emit(event)
                     reporter.update(mean, (i + 1 - st.pos_at_start) / max(1e-9, time.perf_counter() - t_epoch))
-                    st.log_loss.zero_()
-                    st.log_count = 0
                 if ckpt is not None and i + 1 < steps_per_epoch and (
-                        (cfg.checkpoint.every_steps and st.global_step % cfg.checkpoint.every_steps == 0)
-                        or (cfg.checkpoint.every_seconds
-                            and time.monotonic() - last_ckpt_time >= cfg.checkpoint.every_seconds)
+                        (every_steps and st.global_step % every_steps == 0)
+                        or (every_seconds and time.monotonic() - last_ckpt_time >= every_seconds)
                         or stop.signum):
                     st.wall_before = time.perf_counter() - t_start
                     ckpt.save(mix_rng)
@@ -413,10 +409,12 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                 break
 
             # ---- end of epoch: one sync, evaluation, best weights, early stopping, schedule -----------------------
+            seen = sum(b_ for b_, ok in zip(sizes, st.valid) if ok)
+            st.carry_log(steps_per_epoch)
             row: dict[str, Any] = {"epoch": epoch, "step": st.global_step,
-                                   "train/loss": (st.loss_sum / max(1, st.seen)).item()}
-            if kind == "classification":
-                row["train/accuracy"] = st.correct.item() / max(1, st.seen)
+                                   "train/loss": ((st.loss_buf * sizes_t).sum() / max(1, seen)).item()}
+            if classify:
+                row["train/accuracy"] = st.correct.item() / max(1, seen)
             eval_model = stepper.eval_model()
             if has_val:
                 row.update({f"val/{m}": v for m, v in evaluate(eval_model, val_loader, task, precision,

@@ -24,11 +24,12 @@ class LoopState:
     pos: int = 0  # batches of this epoch already consumed
     pos_at_start: int = 0
     global_step: int = 0  # optimizer steps applied
-    loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # Σ loss·B this epoch, on device
+    loss_buf: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # (steps,) micro-batch losses, device
+    valid: list[bool] = field(default_factory=list)  # per micro-batch: False if its group was skipped (non-finite)
     correct: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.long))
-    seen: int = 0
-    log_loss: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # Σ step losses since the last log
-    log_count: int = 0
+    log_start: int = 0  # first micro-batch of this epoch not yet in a train log event
+    log_carry: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # unlogged loss sum from past epochs
+    log_carry_n: int = 0
     best_value: float = float("inf")
     best_epoch: int = -1
     bad_epochs: int = 0
@@ -46,38 +47,54 @@ class LoopState:
     monitor_offset: int | None = None  # likewise for monitors.jsonl
     resumed_from: str | None = None
 
-    def new_epoch(self, device: torch.device) -> None:
-        self.loss_sum = torch.zeros((), device=device)
+    def new_epoch(self, device: torch.device, steps: int) -> None:
+        self.loss_buf = torch.zeros(steps, device=device)
+        self.valid = [True] * steps
         self.correct = torch.zeros((), device=device, dtype=torch.long)
-        self.log_loss = self.log_loss.to(device)  # spans epochs: a log interval need not align with epochs
-        self.seen = 0
+        self.log_carry = self.log_carry.to(device)  # spans epochs: a log interval need not align with epochs
+        self.log_start = 0
         self.pos_at_start = 0
+
+    def take_log_mean(self, end: int) -> float:
+        """Mean loss of the (valid) micro-batches since the last train log event, then start a new interval."""
+        n = self.log_carry_n + sum(self.valid[self.log_start:end])
+        total = self.log_carry + self.loss_buf[self.log_start:end].sum()
+        self.log_start, self.log_carry_n = end, 0
+        self.log_carry = torch.zeros_like(self.log_carry)
+        return (total / max(1, n)).item()
+
+    def carry_log(self, steps: int) -> None:
+        """End of epoch: the unlogged tail of this epoch's losses joins the next log interval."""
+        self.log_carry = self.log_carry + self.loss_buf[self.log_start:steps].sum()
+        self.log_carry_n += sum(self.valid[self.log_start:steps])
+        self.log_start = steps
 
     def plain(self) -> dict[str, Any]:
         """JSON-able part (tensors travel separately)."""
-        return {"epoch": self.epoch, "pos": self.pos, "global_step": self.global_step, "seen": self.seen,
-                "log_count": self.log_count, "best_value": self.best_value, "best_epoch": self.best_epoch,
+        return {"epoch": self.epoch, "pos": self.pos, "global_step": self.global_step, "valid": self.valid,
+                "log_start": self.log_start, "log_carry_n": self.log_carry_n, "best_value": self.best_value, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "best_ckpt": self.best_ckpt, "history": self.history,
                 "stopped": self.stopped, "bad_steps": self.bad_steps, "consecutive_bad": self.consecutive_bad,
                 "skip": sorted(self.skip), "rollbacks": self.rollbacks, "lr_scale": self.lr_scale,
                 "wall_before": self.wall_before, "has_best": self.best_state is not None}
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        out = {"acc.loss_sum": self.loss_sum, "acc.correct": self.correct, "acc.log_loss": self.log_loss}
+        out = {"acc.loss_buf": self.loss_buf, "acc.correct": self.correct, "acc.log_carry": self.log_carry}
         if self.best_state is not None:
             out.update({f"best.{k}": v for k, v in self.best_state.items()})
         return out
 
     def load(self, plain: dict[str, Any], tensors: dict[str, torch.Tensor], device: torch.device) -> None:
-        for key in ("epoch", "pos", "global_step", "seen", "log_count", "best_value", "best_epoch", "bad_epochs",
+        for key in ("epoch", "pos", "global_step", "valid", "log_start", "log_carry_n", "best_value", "best_epoch",
+                    "bad_epochs",
                     "best_ckpt", "history", "stopped", "bad_steps", "consecutive_bad", "rollbacks", "lr_scale",
                     "wall_before"):
             setattr(self, key, plain[key])
         self.skip = {tuple(p) for p in plain["skip"]}  # type: ignore[misc]
         self.pos_at_start = self.pos
-        self.loss_sum = tensors["acc.loss_sum"].to(device)
+        self.loss_buf = tensors["acc.loss_buf"].to(device)
         self.correct = tensors["acc.correct"].to(device)
-        self.log_loss = tensors["acc.log_loss"].to(device)
+        self.log_carry = tensors["acc.log_carry"].to(device)
         best = {k[len("best."):]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
         self.best_state = best if plain["has_best"] else None
 

@@ -6,6 +6,8 @@ what stops gradient accumulation being right in one recipe and wrong in another.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -65,7 +67,8 @@ class Stepper:
         if norm is None:
             grads = [p.grad for p in self.params if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
-        return bool(torch.isfinite(norm + loss.float()))
+        # Host reads of two 0-d tensors: no extra kernels (an inf loss can still have finite gradients).
+        return math.isfinite(norm.item()) and math.isfinite(loss.item())
 
     def discard(self) -> None:
         """Drop the accumulated gradients without updating anything."""
