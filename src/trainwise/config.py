@@ -291,6 +291,10 @@ def validate(cfg: DictConfig) -> None:
             raise TrainwiseError(msg)
     if "name" not in cfg.model:
         raise TrainwiseError("model.name is missing; run 'trainwise models' to list the models")
+    if cfg.model.name == "python":
+        raise TrainwiseError(f"this config records a model object passed to trainwise.fit "
+                             f"({cfg.model.get('class', '?')}); it cannot be rebuilt from YAML — set model.name to a "
+                             "registered model ('trainwise models') or call trainwise.fit from Python")
     if d.source in ("csv", "npz") and not d.path:
         raise TrainwiseError(f"data.source={d.source} needs data.path=FILE")
     if d.source == "csv" and not d.target:

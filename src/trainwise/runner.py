@@ -87,6 +87,15 @@ def _open_run(run_dir: str | Path) -> tuple[Path, DictConfig, Preprocess, torch.
     if not (rd / "config.yaml").is_file():
         raise TrainwiseError(f"'{rd}' is not a run directory (no config.yaml); give a directory made by "
                              "'trainwise train'")
+    raw = (rd / "config.yaml").read_text()
+    if "name: python" in raw:
+        import yaml
+
+        model = (yaml.safe_load(raw) or {}).get("model", {})
+        if model.get("name") == "python":
+            raise TrainwiseError(f"run '{rd}' trained a model object passed to trainwise.fit "
+                                 f"({model.get('class', '?')}); rebuild it in Python and load best.safetensors with "
+                                 "trainwise.run.rundir.load_weights")
     cfg = compose(rd / "config.yaml")
     pp = rd / "preprocess.json"
     if not pp.is_file():

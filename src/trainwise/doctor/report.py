@@ -124,14 +124,19 @@ def _e(v: Any) -> str:
     return html.escape(str(v), quote=True)
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, depth: int = 0) -> str:
+    """Numbers to 4 significant digits, nested evidence (per-layer dicts, lists) compact and bounded in length."""
     if isinstance(v, bool) or v is None:
         return str(v)
     if isinstance(v, float):
         return f"{v:.4g}" if math.isfinite(v) else str(v)
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, default=str, allow_nan=True)[:600]
-    return str(v)
+    if isinstance(v, dict) and depth < 3:
+        items = [f"{k}: {_fmt(x, depth + 1)}" for k, x in list(v.items())[:24]]
+        return "{" + ", ".join(items) + (", …" if len(v) > 24 else "") + "}"
+    if isinstance(v, (list, tuple)) and depth < 3:
+        items = [_fmt(x, depth + 1) for x in v[:24]]
+        return "[" + ", ".join(items) + (", …" if len(v) > 24 else "") + "]"
+    return str(v)[:600]
 
 
 def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...] | None = None) -> str:
@@ -211,7 +216,8 @@ def _findings_html(findings: list[dict[str, Any]]) -> str:
         if isinstance(ev, dict) and ev:
             parts.append("<h3>Evidence</h3>" + _table([(k, v) for k, v in ev.items()]))
         fixes = f.get("fixes") or []
-        if fixes:
+        fixes = [fixes] if isinstance(fixes, str) else fixes
+        if isinstance(fixes, list) and fixes:
             parts.append("<h3>Fixes, in order of payoff</h3><ol>" + "".join(f"<li>{_e(x)}</li>" for x in fixes)
                          + "</ol>")
         parts.append("</div>")
@@ -223,9 +229,12 @@ def _findings(rd: Path, name: str, what: str) -> str:
     if data is None:
         return _note(f"{what} {NOT_RECORDED} ({name} is missing)")
     findings = data.get("findings", []) if isinstance(data, dict) else []
-    if not findings:
-        return _note(f"{what}: no findings")
-    return _findings_html(findings)
+    body = _findings_html(findings) if isinstance(findings, list) and findings else _note(f"{what}: no findings")
+    # preflight.json also records the loss at initialisation next to its expectation (ln C for classification)
+    extra = [(k, data[k]) for k in ("init_loss", "expected_init_loss") if isinstance(data, dict) and k in data]
+    if extra:
+        body += _table(extra, ("measured at initialisation", "value"))
+    return body
 
 
 def _figure(**kw: Any) -> Figure:
@@ -454,7 +463,8 @@ def _predictions(rd: Path) -> tuple[str, str, str]:
     ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     short = [n if len(n) <= 12 else n[:11] + "…" for n in names]
-    ax.set_xticks(range(k), short, rotation=45 if k > 6 else 0, ha="right" if k > 6 else "center")
+    tilt = k > 6 and max(len(n) for n in short) > 2  # long names overlap when upright
+    ax.set_xticks(range(k), short, rotation=45 if tilt else 0, ha="right" if tilt else "center")
     ax.set_yticks(range(k), short)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")

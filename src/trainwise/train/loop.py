@@ -162,6 +162,13 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     Raises :class:`TrainingInterrupted` after saving a checkpoint when SIGINT/SIGTERM arrives.
     """
     cfg = from_kwargs(config, **options) if (options or config is None) else config
+    if config is None:  # a model object, not one built from cfg.model: record what it was, honestly
+        from omegaconf import OmegaConf
+
+        OmegaConf.update(cfg, "model", {"name": "python", "class": f"{type(model).__module__}."
+                                                                  f"{type(model).__qualname__}"}, merge=False)
+        if not isinstance(data, Splits):
+            cfg.data.source = "python"  # data handed over in memory, not loaded by name
     d, t, o, s = cfg.data, cfg.train, cfg.optim, cfg.schedule
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -487,7 +494,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         test = evaluate(model, test_loader, task, precision, device)
         summary.update({f"test/{m}": v for m, v in test.items()})
         emit({"step": st.global_step, "epoch": last["epoch"], "split": "test", **test})
-    summary.update({"epochs": len(st.history), "steps": st.global_step, "best_epoch": st.best_epoch + 1,
+    summary.update({"epochs": len(st.history), "steps": st.global_step,
+                    "best_epoch": st.best_epoch + 1 if st.best_epoch >= 0 else None,
                     "monitor": monitor, "stopped": st.stopped, "wall_seconds": round(wall, 3), "seed": cfg.seed,
                     "device": str(device), "precision": precision, "task": kind, "main_metric": task.main_metric,
                     "nonfinite_skipped_steps": st.bad_steps, "rollbacks": st.rollbacks,
