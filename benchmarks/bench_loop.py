@@ -599,12 +599,13 @@ def machine() -> dict[str, str]:
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    dirty = git("status", "--porcelain", "--", "src")
+    dirty = sorted(line[3:].removeprefix("src/trainwise/") for line in
+                   git("status", "--porcelain", "--", "src").splitlines() if len(line) > 3)
     return {"cpu": cpu, "cores": f"{os.cpu_count()} logical, {affinity} usable",
             "torch": torch.__version__, "torch threads": str(torch.get_num_threads()),
             "python": platform.python_version(), "platform": platform.platform(),
             "trainwise": f"{trainwise.__version__} @ {git('rev-parse', '--short', 'HEAD') or '?'}"
-                         + (" + uncommitted changes in src/" if dirty else "")}
+                         + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")}
 
 
 def _ms(v: float) -> str:
