@@ -108,8 +108,12 @@ def test_sigkill_resume_fast_path_bit_exact(tmp_path: Path) -> None:
 def test_sigkill_resume_dataloader_workers_bit_exact(tmp_path: Path) -> None:
     args = ["--preset", "digits-mlp", "train.epochs=25", "train.patience=100", "checkpoint.every_steps=5",
             "data.loader=dataloader", "data.num_workers=2", "model.dropout=0.3", "schedule.name=onecycle"]
-    _run(_cmd("train", *args, "--run-dir", "ref", "--quiet"), tmp_path)
-    kills = _kill_and_resume(tmp_path, args, tmp_path / "killed", kills=10, rng=random.Random(1))
+    # Known limitation (README, issue note): with 2 workers competing for this 2-core machine, a multi-threaded CPU
+    # kernel occasionally rounds differently even between two *uninterrupted* runs (seen in 1 of 3 repeats of this
+    # test; root cause not yet found). One intra-op thread removes that; resume itself is what this test checks.
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    _run(_cmd("train", *args, "--run-dir", "ref", "--quiet"), tmp_path, env=env)
+    kills = _kill_and_resume(tmp_path, args, tmp_path / "killed", kills=10, rng=random.Random(1), env=env)
     assert kills >= 10
     _assert_identical(tmp_path / "ref", tmp_path / "killed")
 
