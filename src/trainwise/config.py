@@ -200,6 +200,17 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key, value
 
 
+def _nested(key: str, value: Any) -> dict[str, Any]:
+    """``"optim.lr", 3e-4`` → ``{"optim": {"lr": 3e-4}}``."""
+    out: dict[str, Any] = {}
+    cur = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value
+    return out
+
+
 def _merge(base: DictConfig, data: dict[str, Any], schema: DictConfig, where: str) -> DictConfig:
     # The model section is replaced wholesale when the name changes: arguments of one model mean nothing to another.
     model = data.get("model")
@@ -242,13 +253,7 @@ def compose(config_path: str | Path | None = None, preset: str | None = None,
         if key.startswith("model."):
             cfg.model[key[len("model."):]] = value
             continue
-        nested: dict[str, Any] = {}
-        cur = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cur = cur.setdefault(part, {})
-        cur[parts[-1]] = value
-        cfg = _merge(cfg, nested, schema, f"override '{item}'")
+        cfg = _merge(cfg, _nested(key, value), schema, f"override '{item}'")
     validate(cfg)
     return cfg
 
@@ -320,12 +325,6 @@ def from_kwargs(base: DictConfig | None = None, **options: Any) -> DictConfig:
             key = f"train.{key}"
         if key == "model" or key.startswith("model."):
             raise TrainwiseError("fit() takes the model itself; model.* options only apply to configs")
-        nested: dict[str, Any] = {}
-        cur = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cur = cur.setdefault(part, {})
-        cur[parts[-1]] = value
-        cfg = _merge(cfg, nested, schema, f"option {key}")
+        cfg = _merge(cfg, _nested(key, value), schema, f"option {key}")
     validate(cfg)
     return cfg

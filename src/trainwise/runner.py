@@ -40,6 +40,17 @@ def build_model(cfg: DictConfig, prep: Preprocess, num_classes: int) -> torch.nn
     return create_model(name, prep.input_shape, out_dim, **args)
 
 
+def setup(cfg: DictConfig) -> tuple[Splits, torch.nn.Module, torch.device, str]:
+    """Data, model (initialised from the seed, on its device, in train mode), device and precision for a config —
+    the construction every entry point shares (train, lr-find, overfit-batch)."""
+    splits = load_data(cfg)
+    seed_everything(cfg.seed)  # model init is part of the run's randomness
+    model = build_model(cfg, splits.preprocess, splits.num_classes)
+    device = resolve_device(cfg.device)
+    model.to(device).train()
+    return splits, model, device, resolve_precision(cfg.precision, device)
+
+
 def train(cfg: DictConfig, run_dir: str | Path | None = "auto", quiet: bool = False) -> FitResult:
     """Train the model a config describes on the data it names."""
     splits = load_data(cfg)

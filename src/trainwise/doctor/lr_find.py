@@ -97,11 +97,10 @@ def lr_find(cfg: DictConfig, out_dir: Path, *, start_lr: float = 1e-7, end_lr: f
     """
     from trainwise.data.loaders import make_loader
     from trainwise.run.rundir import write_json
-    from trainwise.runner import build_model, load_data
+    from trainwise.runner import setup
     from trainwise.tasks.base import make_task
-    from trainwise.train.loop import seed_everything
     from trainwise.train.optim import build_optimizer
-    from trainwise.train.precision import autocast, grad_scaler, resolve_device, resolve_precision
+    from trainwise.train.precision import autocast, grad_scaler
     from trainwise.train.schedule import Schedule
     from trainwise.train.step import Stepper
 
@@ -118,12 +117,7 @@ def lr_find(cfg: DictConfig, out_dir: Path, *, start_lr: float = 1e-7, end_lr: f
         raise TrainwiseError(f"--out '{out}' exists and is not a directory")
 
     # Exactly runner.train's construction, so the sweep starts from the run's own initialisation and data order.
-    splits = load_data(cfg)
-    seed_everything(cfg.seed)
-    model = build_model(cfg, splits.preprocess, splits.num_classes)
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    model.to(device).train()
+    splits, model, device, precision = setup(cfg)
     d, t, o = cfg.data, cfg.train, cfg.optim
     task = make_task(splits.task, splits.num_classes, t.label_smoothing, splits.preprocess.y_mean,
                      splits.preprocess.y_std)

@@ -12,22 +12,16 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from trainwise.runner import build_model, load_data
+from trainwise.runner import setup
 from trainwise.tasks.base import make_task
-from trainwise.train.loop import seed_everything
 from trainwise.train.optim import build_optimizer
-from trainwise.train.precision import autocast, grad_scaler, resolve_device, resolve_precision
+from trainwise.train.precision import autocast, grad_scaler
 from trainwise.train.schedule import Schedule
 from trainwise.train.step import Stepper
 
 
 def overfit_batch(cfg: DictConfig, steps: int = 200, threshold: float = 0.05) -> dict[str, Any]:
-    splits = load_data(cfg)
-    seed_everything(cfg.seed)
-    model = build_model(cfg, splits.preprocess, splits.num_classes)
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    model.to(device).train()
+    splits, model, device, precision = setup(cfg)
     bs = min(cfg.data.batch_size, len(splits.train))
     x, y = splits.train.x[:bs].to(device), splits.train.y[:bs].to(device)
     task = make_task(splits.task, splits.num_classes, 0.0, splits.preprocess.y_mean, splits.preprocess.y_std)
