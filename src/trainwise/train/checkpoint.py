@@ -200,7 +200,9 @@ def prune(ckpt_root: Path, keep: int, protect: set[str]) -> None:
     """Keep the newest ``keep`` valid checkpoints plus ``protect`` (the best); remove the rest and any torn or
     temporary leftovers older than the newest valid one."""
     folders = list_checkpoints(ckpt_root)
-    valid = [f for f in folders if verify(f) is None]
+    # Each checkpoint was verified right after it was written; re-hashing every kept one on every save would cost
+    # more than the save. A manifest is the commit marker, so its presence is what counts here.
+    valid = [f for f in folders if (f / MANIFEST).is_file()]
     if not valid:
         return
     keep_set = {f.name for f in valid[-keep:]} | protect
