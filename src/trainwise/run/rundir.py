@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -70,14 +71,20 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def versions() -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
+    # importlib.metadata scans site-packages (milliseconds per package): read once per process, not per checkpoint.
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for pkg in ("trainwise", "torch", "numpy", "torchmetrics", "safetensors", "scikit-learn"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
-    return out
+    return tuple(out.items())
+
+
+def versions() -> dict[str, str]:
+    return dict(_versions())
 
 
 class MetricsLog:

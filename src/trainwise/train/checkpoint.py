@@ -274,6 +274,7 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._error: OSError | None = None
         self._pending: tuple[int, str] | None = None
+        self._config: dict[str, Any] | None = None
         self.mix_rng_restored: Any = None
         self.device = next(model.parameters()).device
 
@@ -300,10 +301,15 @@ class Checkpointer:
             "log_offset": self.log.tell() if self.log is not None else 0,
             "monitor_offset": self.monitor.tell() if self.monitor is not None else 0,
             "monitor": {"name": self.cfg.train.monitor, "value": last.get(self.cfg.train.monitor)},
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "config": self._config_dict(OmegaConf),
             "versions": versions(),
         }
         return CheckpointData({"model": self.model.state_dict(), "optimizer": opt_tensors, "extra": extra}, state)
+
+    def _config_dict(self, omegaconf: Any) -> dict[str, Any]:
+        if self._config is None:  # the config does not change during a run: convert once
+            self._config = omegaconf.to_container(self.cfg, resolve=True)
+        return self._config
 
     def save(self, mix_rng: Any, best: bool = False,
              best_weights: dict[str, torch.Tensor] | None = None) -> None:
