@@ -170,7 +170,8 @@ def _fit_kwargs(epochs: int) -> dict[str, Any]:
             "schedule": {"name": "constant"}}
 
 
-def run_trainwise(data: Data, epochs: int, val: bool = True, files: bool = True) -> Timing:
+def run_trainwise(data: Data, epochs: int, val: bool = True, files: bool = True,
+                  extra: dict[str, Any] | None = None) -> Timing:
     model = new_model()
     parts: dict[str, Any] = {"train": (data.x, data.y)}
     if val:
@@ -179,7 +180,7 @@ def run_trainwise(data: Data, epochs: int, val: bool = True, files: bool = True)
     try:
         t0 = time.perf_counter()
         result = trainwise.fit(model, parts, run_dir=tmp / "run" if files else None, quiet=True,
-                               **_fit_kwargs(epochs))
+                               **_fit_kwargs(epochs), **(extra or {}))
         dt = time.perf_counter() - t0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -204,6 +205,8 @@ def make_variants() -> list[Variant]:
         Variant("trainwise", run_trainwise, "fit() with val + run dir (defaults: metrics, checkpoints, "
                                              "best/final weights, json, curves.png)"),
         Variant("trainwise no-val", lambda d, e: run_trainwise(d, e, val=False), "fit() without a val split"),
+        Variant("trainwise every_epoch=False", lambda d, e: run_trainwise(d, e, extra={"checkpoint.every_epoch": False}),
+                "fit() with val + run dir, checkpoint only at the end instead of every epoch"),
         Variant("trainwise run_dir=None", lambda d, e: run_trainwise(d, e, files=False),
                 "fit() with val, writes no files"),
         Variant("trainwise no-val run_dir=None", lambda d, e: run_trainwise(d, e, val=False, files=False),
@@ -346,14 +349,16 @@ def data_path_rounds(data: Data, epochs: int, repeats: int, quiet_threshold: flo
 # ---- profile -------------------------------------------------------------------------------------------------------
 
 
-EXTRAS = ("accuracy", "finite", "accumulators", "log_every", "ckpt_test")
+EXTRAS = ("accuracy", "finite", "loss_buf", "old_config_reads")
 EXTRA_WHAT = {
-    "accuracy": "train accuracy `correct += task.correct(out, y)`",
-    "finite": "non-finite check `stepper.finite()` (CPU default faults.nonfinite=skip)",
-    "accumulators": "group-loss accumulators (`group_loss`, `st.loss_sum`, `st.log_loss`, `zero_()`)",
-    "log_every": "`st.global_step % t.log_every` (OmegaConf read per step)",
-    "ckpt_test": "per-step checkpoint test `cfg.checkpoint.every_steps … every_seconds` (OmegaConf; run dir only)",
+    "accuracy": "train accuracy `st.correct += task.correct(out, y)`",
+    "finite": "non-finite check `stepper.finite(loss)` (CPU default faults.nonfinite=skip)",
+    "loss_buf": "`st.loss_buf[i] = loss` per step, `(loss_buf · sizes).sum()` per epoch (instead of plain's "
+                "`loss_sum += loss · b`)",
+    "old_config_reads": "OmegaConf reads per step as before commit 7769129 (`t.log_every` + the checkpoint test "
+                        "`cfg.checkpoint.every_steps … every_seconds`); now hoisted into locals",
 }
+CURRENT = frozenset({"accuracy", "finite", "loss_buf"})
 
 
 def run_plain_plus(data: Data, epochs: int, extras: frozenset[str]) -> Timing:
@@ -368,23 +373,25 @@ def run_plain_plus(data: Data, epochs: int, extras: frozenset[str]) -> Timing:
     opt = new_optimizer(model)
     params = [p for p in model.parameters() if p.requires_grad]
     x, y, n = data.x, data.y, len(data.x)
+    steps = -(-n // BATCH)
+    sizes = torch.tensor([min(BATCH, n - i * BATCH) for i in range(steps)], dtype=torch.float32)
     model.train()
     step = 0
     for _ in range(epochs):
         idx = torch.randperm(n)
-        loss_sum, log_loss, group = torch.zeros(()), torch.zeros(()), torch.zeros(())
+        loss_sum, buf = torch.zeros(()), torch.zeros(steps)
         correct = torch.zeros((), dtype=torch.long)
-        for s in range(0, n, BATCH):
-            j = idx[s:s + BATCH]
+        for i in range(steps):
+            j = idx[i * BATCH:(i + 1) * BATCH]
             xb, yb = x[j], y[j]
             out = model(xb)
             loss = F.cross_entropy(out, yb)
             loss.backward()
-            ld, b = loss.detach(), len(yb)
-            if "accumulators" in extras:
-                group += ld * b
+            ld = loss.detach()
+            if "loss_buf" in extras:
+                buf[i] = ld
             else:
-                loss_sum += ld * b
+                loss_sum += ld * len(yb)
             if "accuracy" in extras:
                 correct += (out.detach().argmax(1) == yb).sum()
             norm = torch.nn.utils.clip_grad_norm_(params, CLIP)
@@ -393,16 +400,13 @@ def run_plain_plus(data: Data, epochs: int, extras: frozenset[str]) -> Timing:
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            if "accumulators" in extras:
-                loss_sum += group
-                log_loss += group / b
-                group.zero_()
-            if "log_every" in extras and step % t.log_every == 0:
-                pass
-            if "ckpt_test" in extras and ((cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0)
-                                          or (cfg.checkpoint.every_seconds and time.monotonic() < 0)):
-                pass
-        train_loss = loss_sum.item() / n
+            if "old_config_reads" in extras:
+                if step % t.log_every == 0:
+                    pass
+                if (cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0) or (
+                        cfg.checkpoint.every_seconds and time.monotonic() < 0):
+                    pass
+        train_loss = ((buf * sizes).sum() if "loss_buf" in extras else loss_sum).item() / n
     dt = time.perf_counter() - t0
     return Timing(dt, dt, epochs, train_loss)
 
@@ -411,9 +415,8 @@ def ablation_variants() -> list[Variant]:
     vs = [Variant("plain", run_plain, "")]
     for e in EXTRAS:
         vs.append(Variant(f"plain + {e}", lambda d, ep, e=e: run_plain_plus(d, ep, frozenset([e])), EXTRA_WHAT[e]))
-    vs.append(Variant("plain + all five", lambda d, ep: run_plain_plus(d, ep, frozenset(EXTRAS)), "all of the above"))
-    vs.append(Variant("plain + all but ckpt_test", lambda d, ep: run_plain_plus(
-        d, ep, frozenset(EXTRAS) - {"ckpt_test"}), "what the run_dir=None path adds per step"))
+    vs.append(Variant("plain + " + " + ".join(sorted(CURRENT)), lambda d, ep: run_plain_plus(d, ep, CURRENT),
+                      "the three above that the current loop does"))
     vs.append(Variant("trainwise no-val run_dir=None, epoch loop only",
                       lambda d, ep: run_trainwise(d, ep, val=False, files=False), "for comparison"))
     return vs
@@ -444,6 +447,7 @@ def micro_costs(data: Data, n: int = 3000) -> list[tuple[str, float]]:
     norm = torch.tensor(1.0)
     correct = torch.zeros((), dtype=torch.long)
     acc = [torch.zeros(()) for _ in range(3)]
+    buf = torch.zeros(23)
     boundaries = set(range(23))
     weights = [1.0] * 23
     cfg = from_kwargs()
@@ -472,9 +476,10 @@ def micro_costs(data: Data, n: int = 3000) -> list[tuple[str, float]]:
         ("train accuracy: `correct += (out.argmax(1) == y).sum()`", timed(correct_count)),
         ("non-finite check (CPU): `bool(torch.isfinite(norm + loss))`",
          timed(lambda: bool(torch.isfinite(norm + loss)))),
-        ("extra on-device accumulator ops (group → epoch/log loss, zero_)", timed(accumulators)),
-        ("config read `t.log_every` (OmegaConf DictConfig)", timed(lambda: t.log_every)),
-        ("checkpoint test `cfg.checkpoint.every_steps … or cfg.checkpoint.every_seconds` (OmegaConf)",
+        ("accumulator ops before 7769129 (group → epoch/log loss, zero_)", timed(accumulators)),
+        ("`st.loss_buf[i] = loss` (current)", timed(lambda: buf.__setitem__(5, loss))),
+        ("OmegaConf read `t.log_every` (per step before 7769129)", timed(lambda: t.log_every)),
+        ("OmegaConf checkpoint test `cfg.checkpoint.every_steps … every_seconds` (per step before 7769129)",
          timed(lambda: bool(cfg.checkpoint.every_steps and 1) or bool(cfg.checkpoint.every_seconds and 1))),
         ("the same two tests on hoisted Python locals", timed(lambda: bool(every and 1) or bool(every and 1))),
         ("`i in boundaries` + `weights[i]`", timed(lambda: (5 in boundaries, weights[5]))),
