@@ -7,7 +7,9 @@ schedule, gradient clipping at 1.0, fp32 on the CPU.
 All variants run in one process, interleaved round-robin (the order rotates every round), each ``--repeats`` times,
 after untimed warm-up runs. Every measurement starts from a fresh model built with the same seed. Reported: median
 seconds per epoch, min–max over the repeats, and the ratio to ``plain`` (median of the per-round ratios: rounds
-share noise, so pairing them cancels part of it).
+share noise, so pairing them cancels part of it). On a shared machine the script measures the CPU time other processes
+use during every measurement, waits for quiet before each round and reruns rounds that were disturbed
+(``--max-wait``, ``--quiet-threshold``, ``--max-retries``).
 
     python benchmarks/bench_loop.py                        # full run, updates benchmarks/RESULTS.md
     python benchmarks/bench_loop.py --quick                # smoke run, prints only
