@@ -5,32 +5,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 import trainwise
 from trainwise.doctor.lr_find import lr_find
 from trainwise.errors import TrainwiseError
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # On a small shared machine torch's OpenMP threads spin against other jobs: a 40-step sweep measured 6 s with
-    # 2 threads and 0.3 s with 1. These tests check behaviour, not throughput; the setting is restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same, for `python -m trainwise` subprocesses
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one torch thread for this module
 
 
 def _strict_json(path: Path) -> Any:
@@ -107,11 +93,11 @@ def test_sweeps_that_cannot_suggest_raise_one_line_errors(tmp_path: Path) -> Non
     assert not (tmp_path / "c").exists()  # nothing written when there is nothing to suggest
 
 
-def test_cli_lr_find(tmp_path: Path) -> None:
+def test_cli_lr_find(tmp_path: Path, one_thread_env: dict[str, str]) -> None:
     # `trainwise lr-find` is wired by cli.py (not this module's file): this fails until that command exists
     proc = subprocess.run([sys.executable, "-m", "trainwise", "lr-find", "--preset", "digits-mlp", "--steps", "60",
                            "--out", str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env=ONE_THREAD_ENV)
+                          env=one_thread_env)
     assert proc.returncode == 0, proc.stderr
     assert "suggested lr" in proc.stdout
     assert (tmp_path / "out" / "lr_find.png").is_file() and (tmp_path / "out" / "lr_find.json").is_file()

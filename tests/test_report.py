@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import torch
 
 import trainwise
 from trainwise.doctor.report import write_report
@@ -29,17 +26,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage"]  # small /dev/shm in containers would crash the renderer
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # On a small shared machine torch's OpenMP threads spin against other jobs: a 40-step sweep measured 6 s with
-    # 2 threads and 0.3 s with 1. These tests check behaviour, not throughput; the setting is restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same, for `python -m trainwise` subprocesses
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one torch thread for this module
 
 
 class _Tags(HTMLParser):
@@ -178,14 +165,14 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
         assert white < 0.95 * 1280 * 4000  # and not a white page with a few specks
 
 
-def test_cli_report(run: Path, tmp_path: Path) -> None:
+def test_cli_report(run: Path, tmp_path: Path, one_thread_env: dict[str, str]) -> None:
     # `trainwise report` is wired by cli.py (not this module's file): this fails until that command exists
     out = tmp_path / "cli.html"
     proc = subprocess.run([sys.executable, "-m", "trainwise", "report", str(run), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120, env=ONE_THREAD_ENV)
+                          capture_output=True, text=True, timeout=120, env=one_thread_env)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and 'id="findings"' in out.read_text()
     proc = subprocess.run([sys.executable, "-m", "trainwise", "report", str(tmp_path / "missing")],
-                          capture_output=True, text=True, timeout=120, env=ONE_THREAD_ENV)
+                          capture_output=True, text=True, timeout=120, env=one_thread_env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1
