@@ -617,3 +617,17 @@ def test_fit_with_config_and_options_keeps_the_config():
     assert len(result.step_losses) == 2 * 4  # the config's batch size (128 / 32) kept
     direct = trainwise.fit(mlp((16,)), data, config=config(2), run_dir=None, quiet=True, record_step_losses=True)
     assert result.step_losses == direct.step_losses
+
+
+def test_a_callback_returning_true_stops_after_that_epoch():
+    seen: list[int] = []
+
+    def stop_at_second_val(event: dict) -> bool:
+        if event["split"] == "val":
+            seen.append(event["epoch"])
+            return event["epoch"] == 1
+        return False
+
+    r = fit(mlp(), digits(), epochs=5, callbacks=[stop_at_second_val])
+    assert seen == [0, 1]
+    assert r.summary["stopped"] == "callback" and r.summary["epochs"] == 2

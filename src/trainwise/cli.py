@@ -304,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--end-lr", type=float, default=10.0)
     lf.add_argument("--steps", type=int, default=100)
     lf.set_defaults(func=cmd_lr_find)
+
+    # Command families that live in their own packages (each imports torch only inside its commands).
+    from trainwise.deploy.commands import add_commands as add_deploy_commands
+    from trainwise.tune.commands import add_commands as add_tune_commands
+
+    add_deploy_commands(sub)
+    add_tune_commands(sub)
     return p
 
 

@@ -106,6 +106,19 @@ class DoctorConfig:
 
 
 @dataclass
+class TuneConfig:
+    """Hyperparameter search (``trainwise tune``). ``space`` maps dotted config keys to distributions, e.g.
+    ``{"optim": {"lr": "loguniform(1e-5, 1e-1)"}}``; empty means the built-in default space."""
+
+    space: dict[str, Any] = field(default_factory=dict)
+    metric: str = "auto"  # auto: the run's train.monitor
+    direction: str = "auto"  # auto|minimize|maximize (auto: from the metric's name)
+    sampler: str = "tpe"  # tpe|random
+    pruner: str = "median"  # median|hyperband|none
+    trials: int = 20
+
+
+@dataclass
 class Config:
     name: str = "run"
     seed: int = 0
@@ -120,6 +133,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
     doctor: DoctorConfig = field(default_factory=DoctorConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -131,6 +145,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("sgd", "rmsprop", "adam", "adamw"),
     "checkpoint.on_error": ("continue", "stop"),
     "faults.nonfinite": ("auto", "skip", "stop"),
+    "tune.direction": ("auto", "minimize", "maximize"),
+    "tune.sampler": ("tpe", "random"),
+    "tune.pruner": ("median", "hyperband", "none"),
     "schedule.name": ("constant", "step", "cosine", "warmup_cosine", "onecycle", "plateau", "cyclic"),
 }
 
@@ -141,7 +158,7 @@ def _all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
         full = f"{prefix}{k}"
         keys.append(full)
         v = cfg._get_node(k)  # noqa: SLF001 - OmegaConf has no public "is node a dict" without resolving
-        if isinstance(v, DictConfig) and k != "model":
+        if isinstance(v, DictConfig) and k != "model" and full != "tune.space":
             keys.extend(_all_keys(v, full + "."))
     return keys
 
@@ -288,6 +305,7 @@ def validate(cfg: DictConfig) -> None:
         (cfg.checkpoint.every_seconds >= 0, "checkpoint.every_seconds must be ≥ 0 (0 disables)"),
         (cfg.checkpoint.keep >= 1, "checkpoint.keep must be ≥ 1"),
         (cfg.doctor.monitor_every >= 0, "doctor.monitor_every must be ≥ 0 (0 disables)"),
+        (cfg.tune.trials >= 1, "tune.trials must be ≥ 1"),
         (cfg.faults.max_bad_steps >= 1, "faults.max_bad_steps must be ≥ 1"),
         (0 < cfg.faults.lr_factor <= 1, "faults.lr_factor must be in (0, 1]"),
     ]

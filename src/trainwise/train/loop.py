@@ -148,7 +148,7 @@ def _batch_sizes(loader: Loader, n: int) -> list[int]:
 
 
 def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_dir: str | Path | None = "auto",
-        quiet: bool = True, callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+        quiet: bool = True, callbacks: Sequence[Callable[[dict[str, Any]], Any]] = (),
         record_step_losses: bool = False, resume: str | Path | None = None, **options: Any) -> FitResult:
     """Train ``model`` on ``data`` with the production loop and return history, metrics and paths.
 
@@ -156,7 +156,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     ``{"train": (x, y), "val": …, "test": …}`` used as given, a ``Dataset`` (DataLoader path), or ``Splits``.
     ``options`` override config keys: ``epochs=5``, ``optim={"lr": 1e-3}``, ``**{"optim.lr": 1e-3}``.
     ``run_dir``: ``"auto"`` → ``runs/<name>-<stamp>``; a path (must not exist); ``None`` → write nothing.
-    ``callbacks``: observers called with every metrics event (they cannot change the loop's state).
+    ``callbacks``: observers called with a copy of every metrics event; one returning ``True`` asks the loop to stop
+    after the current epoch (``summary["stopped"] == "callback"``; best weights, checkpoint and test still happen).
     ``resume``: a run directory to continue from its newest valid checkpoint (``config`` must be that run's).
 
     Raises :class:`TrainingInterrupted` after saving a checkpoint when SIGINT/SIGTERM arrives.
@@ -292,12 +293,16 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         ckpt.log, ckpt.monitor = log, monitors
     train_events: list[dict[str, Any]] = []
 
+    stop_requested = False
+
     def emit(event: dict[str, Any]) -> None:
+        nonlocal stop_requested
         log.write(event)
         if event.get("split") == "train" and not event.get("epoch_end"):
             train_events.append(event)
         for cb in callbacks:
-            cb(dict(event))
+            if cb(dict(event)) is True:  # a request to stop after this epoch (e.g. a tuner pruning the trial)
+                stop_requested = True
 
     step_losses: list[float] = []
     stop = StopFlag()
@@ -442,6 +447,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                       **{k_.split("/", 1)[1]: v for k_, v in row.items() if k_.startswith("val/")}})
             reporter.end_epoch(row)
             st.epoch, st.pos = epoch + 1, 0
+            if stop_requested and st.stopped == "completed":
+                st.stopped = "callback"
             if not math.isfinite(row["train/loss"]):
                 st.stopped = "non_finite_loss"
                 reporter.info(f"[red]training stopped: the loss became non-finite in epoch {epoch + 1}; "

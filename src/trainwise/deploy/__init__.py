@@ -1,0 +1,1 @@
+"""Shipping a trained run: export with parity checks, int8 quantization, serving and inference benchmarks."""

@@ -1,0 +1,1 @@
+"""Hyperparameter search with Optuna: search spaces from the config, pruning from inside the loop."""
