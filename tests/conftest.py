@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import torch
+
+# One intra-op thread for the whole session, in-process and in every ``python -m trainwise`` subprocess (they inherit
+# the environment). Why: (1) many tests compare results bit-for-bit across separate processes, and with 2 OpenMP
+# threads on the shared CI VM we have seen rare last-bit differences between two identical runs (2 failures in ~4
+# fresh-clone CI runs, never locally: 48/48 identical digits-mlp runs here; GEMM alignment and MKL dynamic threading
+# were ruled out — README "Known limitation"); (2) on a 2-core machine shared with other jobs, OpenMP threads spin
+# against each other (a 40-step lr sweep: 6 s with 2 threads, 0.3 s with 1). Set TRAINWISE_TEST_THREADS to change it.
+os.environ["OMP_NUM_THREADS"] = os.environ.get("TRAINWISE_TEST_THREADS", "1")
+import torch  # noqa: E402  (after the thread setting, which torch reads when it loads)
 
 Cli = Callable[..., subprocess.CompletedProcess]
 
