@@ -214,6 +214,29 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from trainwise.distill import student_config
+
+    config, overrides = _split_train_args(args.items)
+    cfg = student_config(args.teacher, config, args.preset, overrides)
+    from trainwise.run.paths import new_run_dir
+
+    out = new_run_dir(cfg.name.replace("-student", "") + "-distill", args.run_dir)
+    from trainwise.distill import distill
+
+    r = distill(cfg, out, quiet=args.quiet)
+    metric = r["metric"]
+    print(f"{'model':<12}{'params':>10}  {metric}")
+    for key in ("teacher", "student", "no_teacher"):
+        v = r[key]["value"]
+        print(f"{key:<12}{r[key]['params']:>10,}  {v:.4f}" if v is not None else f"{key:<12}{r[key]['params']:>10,}  -")
+    if r["gain"] is not None:
+        print(f"distillation gain over the no-teacher twin: {r['gain']:+.4f} (T={r['temperature']}, "
+              f"alpha={r['alpha']})")
+    print(f"written: {out / 'distill.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="trainwise", description="trainwise: train, diagnose, resume and ship PyTorch models. "
                 "Run 'trainwise COMMAND --help' for a command's options.")
@@ -304,6 +327,22 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--end-lr", type=float, default=10.0)
     lf.add_argument("--steps", type=int, default=100)
     lf.set_defaults(func=cmd_lr_find)
+
+    ds = sub.add_parser("distill", help="train a small student from a finished teacher run",
+                        description="Knowledge distillation: the student (the teacher's config, or --preset/CONFIG, "
+                        "with key=value overrides) trains on alpha*T^2*KL(teacher_T || student_T) + (1-alpha)*CE on "
+                        "the teacher's data and seed; its no-teacher twin (alpha=0, same seed) is trained too, and "
+                        "both are compared with the teacher (accuracy, parameter count).",
+                        epilog="examples:\n  trainwise distill --teacher runs/digits-cnn-X model.name=mlp "
+                        "'model.hidden=[32]'\n  trainwise distill --teacher runs/T --preset digits-mlp "
+                        "distill.temperature=2 distill.alpha=0.7",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ds.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]")
+    ds.add_argument("--teacher", required=True, metavar="RUN_DIR", help="finished classification run to learn from")
+    ds.add_argument("--preset", help="student preset (default: the teacher's config)")
+    ds.add_argument("--run-dir", help="output directory (must not exist); default runs/<name>-distill-<timestamp>")
+    ds.add_argument("--quiet", action="store_true", help="no progress bars")
+    ds.set_defaults(func=cmd_distill)
 
     # Command families that live in their own packages (each imports torch only inside its commands).
     from trainwise.deploy.commands import add_commands as add_deploy_commands

@@ -37,7 +37,9 @@ class DataConfig:
     persistent_workers: bool | None = None  # None: on when num_workers > 0
     prefetch_factor: int | None = None  # None: torch's default when num_workers > 0
     drop_last: bool = False
-    augment: str = "none"  # none|shift (random ±1 pixel translation for images)
+    augment: str = "none"  # none|shift (random ±1 pixel translation for images)|kornia (crop, flip, affine, jitter)
+    holdout_class: int | None = None  # autoencoder: this class is left out of train/val and is the test's anomaly
+    options: dict[str, Any] = field(default_factory=dict)  # arguments of a synthetic source (length, n, vocab, …)
 
 
 @dataclass
@@ -106,6 +108,28 @@ class DoctorConfig:
 
 
 @dataclass
+class ParadigmConfig:
+    """How a batch becomes a loss. Everything after the loss (precision, accumulation, clipping, schedule,
+    checkpoints, the doctor) is shared by every paradigm."""
+
+    name: str = "supervised"  # supervised|autoencoder|vae|gan|contrastive|seq2seq|distill
+    temperature: float = 0.5  # contrastive: NT-Xent temperature
+    kl_weight: float = 1.0  # vae: β in recon + β·KL
+    d_lr_ratio: float = 1.0  # gan: discriminator lr = optim.lr × this
+    beam_size: int = 1  # seq2seq: decoding used for the exact-match metric (1 = greedy)
+    samples: int = 64  # vae / gan: samples drawn into the image grid after training
+
+
+@dataclass
+class DistillConfig:
+    """``trainwise distill``: student loss α·T²·KL(teacher_T ‖ student_T) + (1−α)·CE."""
+
+    teacher: str | None = None  # the teacher's run directory
+    temperature: float = 4.0
+    alpha: float = 0.9
+
+
+@dataclass
 class TuneConfig:
     """Hyperparameter search (``trainwise tune``). ``space`` maps dotted config keys to distributions, e.g.
     ``{"optim": {"lr": "loguniform(1e-5, 1e-1)"}}``; empty means the built-in default space."""
@@ -133,6 +157,8 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
     doctor: DoctorConfig = field(default_factory=DoctorConfig)
+    paradigm: ParadigmConfig = field(default_factory=ParadigmConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
 
 
@@ -141,7 +167,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "32", "bf16-mixed", "16-mixed"),
     "data.task": ("auto", "classification", "regression"),
     "data.loader": ("auto", "memory", "dataloader"),
-    "data.augment": ("none", "shift"),
+    "data.augment": ("none", "shift", "kornia"),
+    "paradigm.name": ("supervised", "autoencoder", "vae", "gan", "contrastive", "seq2seq", "distill"),
     "optim.name": ("sgd", "rmsprop", "adam", "adamw"),
     "checkpoint.on_error": ("continue", "stop"),
     "faults.nonfinite": ("auto", "skip", "stop"),
@@ -158,7 +185,7 @@ def _all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
         full = f"{prefix}{k}"
         keys.append(full)
         v = cfg._get_node(k)  # noqa: SLF001 - OmegaConf has no public "is node a dict" without resolving
-        if isinstance(v, DictConfig) and k != "model" and full != "tune.space":
+        if isinstance(v, DictConfig) and k != "model" and full not in ("tune.space", "data.options"):
             keys.extend(_all_keys(v, full + "."))
     return keys
 
@@ -306,6 +333,11 @@ def validate(cfg: DictConfig) -> None:
         (cfg.checkpoint.keep >= 1, "checkpoint.keep must be ≥ 1"),
         (cfg.doctor.monitor_every >= 0, "doctor.monitor_every must be ≥ 0 (0 disables)"),
         (cfg.tune.trials >= 1, "tune.trials must be ≥ 1"),
+        (cfg.paradigm.temperature > 0, "paradigm.temperature must be > 0"),
+        (cfg.paradigm.kl_weight >= 0, "paradigm.kl_weight must be ≥ 0"),
+        (cfg.paradigm.beam_size >= 1, "paradigm.beam_size must be ≥ 1"),
+        (cfg.distill.temperature > 0, "distill.temperature must be > 0"),
+        (0.0 <= cfg.distill.alpha <= 1.0, "distill.alpha must be in [0, 1]"),
         (cfg.faults.max_bad_steps >= 1, "faults.max_bad_steps must be ≥ 1"),
         (0 < cfg.faults.lr_factor <= 1, "faults.lr_factor must be in (0, 1]"),
     ]

@@ -18,7 +18,7 @@ from trainwise.config import compose
 from trainwise.data.sources import load_source
 from trainwise.data.splits import Preprocess, Splits, split_table
 from trainwise.errors import TrainwiseError
-from trainwise.models import create_model
+from trainwise.models import create_model, get_spec
 from trainwise.run.rundir import load_weights
 from trainwise.tasks.base import make_task
 from trainwise.train.loop import FitResult, evaluate, fit, seed_everything
@@ -27,8 +27,11 @@ from trainwise.train.precision import resolve_device, resolve_precision
 
 def load_data(cfg: DictConfig) -> Splits:
     d = cfg.data
-    table = load_source(d.source, d.path, d.target, d.task)
-    return split_table(table, cfg.seed, d.val_fraction, d.test_fraction, d.standardize)
+    table = load_source(d.source, d.path, d.target, d.task, OmegaConf.to_container(d.options, resolve=True))
+    # A GAN's generator ends in tanh: its real images are scaled to [-1, 1] instead of standardised.
+    scale: bool | str = "range" if (cfg.paradigm.name == "gan" and d.standardize and table.kind == "image") \
+        else d.standardize
+    return split_table(table, cfg.seed, d.val_fraction, d.test_fraction, scale, d.holdout_class)
 
 
 def build_model(cfg: DictConfig, prep: Preprocess, num_classes: int) -> torch.nn.Module:
@@ -36,7 +39,12 @@ def build_model(cfg: DictConfig, prep: Preprocess, num_classes: int) -> torch.nn
     name = args.pop("name")
     if name == "mlp" and prep.cat_categories and "cat_cardinalities" not in args:
         args["cat_cardinalities"] = [len(c) + 1 for c in prep.cat_categories]
-    out_dim = num_classes if prep.task == "classification" else 1
+    spec_args = get_spec(name).arguments()
+    if prep.vocab_size and "vocab_size" in spec_args and "vocab_size" not in args:  # token inputs: ids 0..V-1
+        args["vocab_size"] = prep.vocab_size
+    out_dim = {"classification": num_classes, "seq2seq": prep.vocab_size}.get(prep.task, 1)
+    if cfg.data.holdout_class is not None:
+        out_dim = 1  # anomaly runs reconstruct inputs; the class count is not an output width
     return create_model(name, prep.input_shape, out_dim, **args)
 
 
@@ -218,3 +226,6 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | N
     dest.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(cols).to_csv(dest, index=False)
     return dest
+
+
+open_run = _open_run  # public name (distillation loads its teacher through it)

@@ -28,14 +28,15 @@ class Table:
 
     x: np.ndarray
     y: np.ndarray
-    task: str  # classification | regression
-    kind: str = "tabular"  # tabular | image
+    task: str  # classification | regression | seq2seq (y: (N, T) token ids)
+    kind: str = "tabular"  # tabular | image | sequence (N, T, F floats) | tokens (N, T int64 ids, not standardised)
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
     cat_columns: list[str] = field(default_factory=list)
     cat_categories: list[list[str]] = field(default_factory=list)  # per categorical column, code i+1 -> name
     missing: dict[str, int] = field(default_factory=dict)  # column -> count of missing values found
     description: str = ""
+    vocab_size: int = 0  # token data: ids are 0..vocab_size-1
 
     @property
     def num_numeric(self) -> int:
@@ -200,9 +201,17 @@ def _module_function(spec: str, task: str) -> Table:
     raise TrainwiseError(f"data.source={spec} must return (x, y) arrays or a trainwise Table")
 
 
-def load_source(source: str, path: str | None = None, target: str | None = None, task: str = "auto") -> Table:
-    """Load the raw table named by ``data.source``."""
-    if source in EMBEDDED:
+def load_source(source: str, path: str | None = None, target: str | None = None, task: str = "auto",
+                options: dict[str, Any] | None = None) -> Table:
+    """Load the raw table named by ``data.source`` (``options``: a synthetic source's arguments)."""
+    from trainwise.data.synthetic import SYNTHETIC, load_synthetic
+
+    if options and source not in SYNTHETIC:
+        raise TrainwiseError(f"data.options only apply to the synthetic sources ({', '.join(SYNTHETIC)}), "
+                             f"not data.source={source}")
+    if source in SYNTHETIC:
+        table = load_synthetic(source, dict(options or {}))
+    elif source in EMBEDDED:
         table = _embedded(source)
     elif source == "csv":
         table = _csv(str(path), str(target), task)
@@ -213,8 +222,9 @@ def load_source(source: str, path: str | None = None, target: str | None = None,
     else:
         from trainwise.errors import suggest
 
-        raise TrainwiseError(f"unknown data.source '{source}'{suggest(source, EMBEDDED + ('csv', 'npz'))}; "
-                             f"use one of {', '.join(EMBEDDED)}, csv, npz or module:function")
+        known = EMBEDDED + tuple(SYNTHETIC) + ("csv", "npz")
+        raise TrainwiseError(f"unknown data.source '{source}'{suggest(source, known)}; "
+                             f"use one of {', '.join(known[:-2])}, csv, npz or module:function")
     if task != "auto" and table.task != task:
         if task == "regression":
             table.y, table.task, table.class_names = table.y.astype(np.float32), "regression", []

@@ -35,17 +35,31 @@ class Preprocess:
     input_shape: list[int] = field(default_factory=list)
     y_mean: float = 0.0  # regression targets are standardised with train statistics
     y_std: float = 1.0
+    vocab_size: int = 0  # token inputs: ids 0..vocab_size-1 (never standardised)
 
     @classmethod
-    def fit(cls, table: Table, x_train: np.ndarray, y_train: np.ndarray, standardize: bool) -> Preprocess:
+    def fit(cls, table: Table, x_train: np.ndarray, y_train: np.ndarray, standardize: bool | str) -> Preprocess:
+        """``standardize``: True (zero mean, unit variance), False, or ``"range"`` (images: train min..max →
+        [-1, 1], what a tanh generator produces)."""
         p = cls(kind=table.kind, num_numeric=table.num_numeric, task=table.task, class_names=table.class_names,
                 feature_names=table.feature_names, cat_columns=table.cat_columns,
-                cat_categories=table.cat_categories, input_shape=list(x_train.shape[1:]))
+                cat_categories=table.cat_categories, input_shape=list(x_train.shape[1:]), vocab_size=table.vocab_size)
         if table.task == "regression" and standardize and len(y_train):
             p.y_mean, p.y_std = float(y_train.mean()), float(y_train.std()) or 1.0
+        if table.kind == "tokens":
+            return p
         if table.kind == "image":
-            if standardize:
+            if standardize == "range":
+                lo, hi = float(x_train.min()), float(x_train.max())
+                p.mean, p.std = [(lo + hi) / 2], [(hi - lo) / 2 or 1.0]
+            elif standardize:
                 p.mean, p.std = [float(x_train.mean())], [float(x_train.std()) or 1.0]
+            return p
+        if table.kind == "sequence":  # per feature over all samples and timesteps of (N, T, F)
+            if standardize:
+                flat = x_train.reshape(-1, x_train.shape[-1]).astype(np.float64)
+                std = flat.std(0)
+                p.mean, p.std = flat.mean(0).tolist(), np.where(std > 0, std, 1.0).tolist()
             return p
         num = x_train[:, : p.num_numeric].astype(np.float64)
         p.median = np.nan_to_num(np.nanmedian(num, axis=0) if len(num) else np.zeros(p.num_numeric)).tolist()
@@ -56,7 +70,13 @@ class Preprocess:
         return p
 
     def apply(self, x: np.ndarray) -> np.ndarray:
+        if self.kind == "tokens":
+            return np.asarray(x, dtype=np.int64)
         x = np.asarray(x, dtype=np.float32).copy()
+        if self.kind == "sequence":
+            if self.mean:
+                x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+            return x.astype(np.float32)
         if self.kind == "image":
             if self.mean:
                 x = (x - self.mean[0]) / self.std[0]
@@ -109,8 +129,14 @@ def _stratify(y: np.ndarray, task: str) -> np.ndarray | None:
 
 
 def split_table(table: Table, seed: int, val_fraction: float, test_fraction: float,
-                standardize: bool = True) -> Splits:
-    """Deterministic split from ``seed``: first test off the whole set, then val off the rest (stratified)."""
+                standardize: bool | str = True, holdout_class: int | None = None) -> Splits:
+    """Deterministic split from ``seed``: first test off the whole set, then val off the rest (stratified).
+
+    ``holdout_class``: anomaly detection — that class is removed before splitting (preprocessing never sees it),
+    all of its samples join the test split, and every split's labels become the anomaly flag (1 = held out).
+    """
+    if holdout_class is not None:
+        return _split_with_holdout(table, seed, val_fraction, test_fraction, standardize, holdout_class)
     n = len(table.x)
     idx = np.arange(n)
     test_idx = np.array([], dtype=np.int64)
@@ -138,7 +164,33 @@ def split_table(table: Table, seed: int, val_fraction: float, test_fraction: flo
 
     train = make(idx)
     assert train is not None
-    num_classes = int(table.y.max()) + 1 if table.task == "classification" else 0
+    num_classes = int(table.y.max()) + 1 if table.task == "classification" else table.vocab_size
     if table.task == "classification":
         num_classes = max(num_classes, len(table.class_names))
     return Splits(train, make(val_idx), make(test_idx), prep, num_classes, table.missing, table.description)
+
+
+def _split_with_holdout(table: Table, seed: int, val_fraction: float, test_fraction: float,
+                        standardize: bool | str, k: int) -> Splits:
+    from dataclasses import replace
+
+    if table.task != "classification" or k not in set(np.unique(table.y).tolist()):
+        raise TrainwiseError(f"data.holdout_class={k} is not a class of this dataset; pick one of its labels")
+    normal = table.y != k
+    base = split_table(replace(table, x=table.x[normal], y=table.y[normal]), seed, val_fraction, test_fraction,
+                       standardize)
+    anomalies = torch.from_numpy(base.preprocess.apply(table.x[~normal]))
+
+    def flag(split: Split | None, extra: torch.Tensor | None = None) -> Split | None:
+        if split is None:
+            return None
+        x, y = split.x, torch.zeros(len(split), dtype=torch.int64)
+        if extra is not None:
+            x, y = torch.cat([x, extra]), torch.cat([y, torch.ones(len(extra), dtype=torch.int64)])
+        return Split(x, y)
+
+    if base.test is None:
+        raise TrainwiseError("data.holdout_class needs a test split (data.test_fraction > 0) to hold the anomalies")
+    base.preprocess.class_names = ["normal", f"class {k} (held out)"]
+    return Splits(flag(base.train), flag(base.val), flag(base.test, anomalies), base.preprocess, 2, base.missing,
+                  base.description + f"; class {k} held out as anomalies ({int((~normal).sum())} in test)")

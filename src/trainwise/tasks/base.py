@@ -2,17 +2,65 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from torch import nn
 
 from trainwise.errors import TrainwiseError
 
 
 class Task:
-    """Loss + metrics for one kind of target. Subclasses set ``name``, ``main_metric`` and implement the methods."""
+    """What a paradigm adds to the shared loop: how a batch becomes a loss, how a split is scored, and checks.
+
+    Supervised tasks implement ``loss``/``eval_loss_sum``/``metrics``; other paradigms (autoencoder, VAE, GAN,
+    contrastive, seq2seq, distillation) override ``train_loss``/``eval_batch`` instead. Everything after the loss —
+    precision, accumulation, clipping, optimizer, schedule, EMA, checkpoints, the doctor — is the shared
+    :class:`~trainwise.train.step.Stepper` and loop, so no paradigm carries its own copy of the loop.
+    """
 
     name = "task"
     main_metric = "loss"
     out_dim = 1
+    supervised = True  # preflight's loss-at-init and label checks apply
+    counts_correct = False  # the cheap on-device train accuracy applies
+
+    def train_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The micro-batch's mean training loss, and the outputs ``correct`` reads."""
+        out = model(x)  # (B, out_dim)
+        return self.loss(out, y), out
+
+    def eval_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Summed loss of an evaluation batch, plus (outputs, targets) that ``metrics`` sees concatenated."""
+        out = model(x)
+        return self.eval_loss_sum(out, y), out.float(), y
+
+    def check_model(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One forward on a couple of samples (eval mode, no grad): does the model fit this task's data?"""
+        out = model(x)
+        if not isinstance(out, torch.Tensor):
+            raise TrainwiseError("the model must return a tensor of outputs")
+        self.check_output(out, x.shape[0])
+
+    def parameters_module(self, model: nn.Module) -> nn.Module:
+        """The module whose parameters the main optimizer steps (a GAN's generator; the whole model otherwise)."""
+        return model
+
+    def setup(self, model: nn.Module, build_stepper: Any) -> None:
+        """Called once the model is on its device; ``build_stepper(module)`` gives a Stepper configured like the main
+        one (paradigms with a second optimizer use it)."""
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Extra state a checkpoint must hold (e.g. a GAN discriminator's optimizer): (tensors, JSON-able rest)."""
+        return {}, {}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> None:
+        pass
+
+    def finish(self, model: nn.Module, parts: dict[str, Any], out_dir: Any, device: torch.device) -> dict[str, Any]:
+        """After training (best weights loaded): paradigm-specific results for the summary (probes, sample grids)."""
+        return {}
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean training loss of a batch; ``y`` may be soft targets (B, C) under mixup/cutmix."""
@@ -40,10 +88,18 @@ class Task:
 
 
 def make_task(kind: str, num_classes: int = 0, label_smoothing: float = 0.0, y_mean: float = 0.0,
-              y_std: float = 1.0) -> Task:
+              y_std: float = 1.0, cfg: Any = None) -> Task:
+    """The task for a data kind and, when ``cfg`` is given, its ``paradigm.name``."""
     from trainwise.tasks.classification import Classification
     from trainwise.tasks.regression import Regression
 
+    paradigm = cfg.paradigm.name if cfg is not None else "supervised"
+    if paradigm != "supervised":
+        from trainwise.tasks.paradigms import make_paradigm
+
+        return make_paradigm(paradigm, cfg, num_classes, label_smoothing)
+    if kind == "seq2seq":
+        raise TrainwiseError("sequence-to-sequence data needs paradigm.name=seq2seq")
     if kind == "classification":
         return Classification(num_classes, label_smoothing)
     return Regression(y_mean, y_std)

@@ -12,6 +12,7 @@ from trainwise.tasks.base import Task
 class Classification(Task):
     name = "classification"
     main_metric = "accuracy"
+    counts_correct = True
 
     def __init__(self, num_classes: int, label_smoothing: float = 0.0) -> None:
         self.num_classes = self.out_dim = num_classes

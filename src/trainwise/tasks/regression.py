@@ -27,7 +27,8 @@ class Regression(Task):
     def metrics(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         p = out.squeeze(1).float() * self.y_std + self.y_mean
         y = y * self.y_std + self.y_mean
-        m = {"mae": mean_absolute_error(p, y).item(), "rmse": mean_squared_error(p, y, squared=False).item()}
+        m = {"mae": mean_absolute_error(p, y).item(), "rmse": mean_squared_error(p, y, squared=False).item(),
+             "mse": mean_squared_error(p, y).item()}
         if len(y) > 1:
             m["r2"] = r2_score(p, y).item()
         return m

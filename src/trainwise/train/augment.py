@@ -46,3 +46,31 @@ def mix(x: torch.Tensor, y: torch.Tensor, num_classes: int, mixup_alpha: float, 
     else:
         x = lam * x + (1 - lam) * x[perm]
     return x, lam * y1 + (1 - lam) * y1[perm]
+
+
+def kornia_pipeline(height: int, width: int, strength: str = "light") -> torch.nn.Module:
+    """Batched image augmentation on the device through kornia: random resized crop, affine (rotation,
+    translation, scale), brightness/contrast jitter and blur, each image with its own parameters.
+
+    ``light`` suits supervised CNN training (``data.augment=kornia``); ``strong`` makes SimCLR's two views. Inputs are
+    standardised (not [0, 1]), so kornia's output clipping is off. Randomness comes from torch's global RNG, which
+    checkpoints save and restore, so resumed runs draw the same augmentations.
+    """
+    import kornia.augmentation as K
+
+    strong = strength == "strong"
+    blur = max(3, (min(height, width) // 8) | 1)  # odd kernel, small for 8×8 digits
+    return K.AugmentationSequential(
+        K.RandomResizedCrop((height, width), scale=(0.5, 1.0) if strong else (0.8, 1.0), p=1.0 if strong else 0.5),
+        K.RandomAffine(degrees=15 if strong else 8, translate=(0.1, 0.1), scale=(0.9, 1.1), p=0.8 if strong else 0.5),
+        K.RandomBrightness((0.6, 1.4) if strong else (0.9, 1.1), clip_output=False, p=0.8 if strong else 0.3),
+        K.RandomContrast((0.6, 1.4) if strong else (0.9, 1.1), clip_output=False, p=0.8 if strong else 0.3),
+        K.RandomGaussianBlur(blur, (0.1, 1.0), p=0.5 if strong else 0.1),
+    )
+
+
+def vector_views(x: torch.Tensor, noise: float = 0.3, drop: float = 0.2) -> torch.Tensor:
+    """A random view of (B, F) feature vectors for contrastive learning: Gaussian noise and random feature masking
+    (images get kornia's pipeline instead)."""
+    keep = (torch.rand_like(x) >= drop).to(x.dtype)
+    return (x + noise * torch.randn_like(x)) * keep

@@ -264,7 +264,8 @@ class Checkpointer:
     """Saves and restores the complete training state of one run (see the module docstring for the format)."""
 
     def __init__(self, run_dir: Path, cfg: Any, model: torch.nn.Module, stepper: Any, st: Any,
-                 generators: dict[str, torch.Generator], reporter: Any) -> None:
+                 generators: dict[str, torch.Generator], reporter: Any, task: Any = None) -> None:
+        self.task = task  # a paradigm's own state (e.g. a GAN discriminator's optimizer) travels too
         self.root = run_dir / "checkpoints"
         self.cfg, self.model, self.stepper, self.st = cfg, model, stepper, st
         self.generators, self.reporter = generators, reporter
@@ -290,8 +291,11 @@ class Checkpointer:
         extra["acc.fp16_skipped"] = self.stepper._skipped  # noqa: SLF001
         if self.stepper.ema is not None:
             extra.update({f"ema.{k}": v for k, v in self.stepper.ema.state_dict().items()})
+        task_tensors, task_plain = self.task.state_dict() if self.task is not None else ({}, {})
+        extra.update({f"task.{k}": v for k, v in task_tensors.items()})
         last = self.st.history[-1] if self.st.history else {}
         state = {
+            "task": task_plain,
             "loop": self.st.plain(),
             "rng": rng_plain,
             "mix_rng": mix_rng.bit_generator.state if mix_rng is not None else None,
@@ -395,6 +399,9 @@ class Checkpointer:
         if self.stepper.ema is not None:
             self.stepper.ema.load_state_dict({k[len("ema."):]: v for k, v in ex.items() if k.startswith("ema.")})
         self.stepper._skipped = ex["acc.fp16_skipped"].to(self.device)  # noqa: SLF001
+        if self.task is not None:
+            self.task.load_state_dict({k[len("task."):]: v for k, v in ex.items() if k.startswith("task.")},
+                                      data.state.get("task") or {})
         self.stepper.optimizer.zero_grad(set_to_none=True)
         self.st.load(data.state["loop"], ex, self.device)
         self.st.log_offset = data.state["log_offset"]

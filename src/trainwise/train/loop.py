@@ -93,21 +93,18 @@ def _first_batch(loader: Loader) -> tuple[torch.Tensor, torch.Tensor]:
 def check_model_fits(model: nn.Module, task: Task, loader: Loader, precision: str, device: torch.device) -> None:
     """One forward in eval mode on a few samples: the model accepts the input and its output matches the task.
     Eval + inference_mode change no state (BN statistics, RNG), so training is unaffected."""
-    x, _ = _first_batch(loader)
-    x = x[:2]
+    x, y = _first_batch(loader)
+    x, y = x[:2], y[:2]
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode(), autocast(precision, device):
-            out = model(x)
-    except RuntimeError as exc:
-        raise TrainwiseError(f"the model cannot take inputs of shape {tuple(x.shape[1:])}: "
+            task.check_model(model, x, y)
+    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        raise TrainwiseError(f"the model cannot take inputs of shape {tuple(x.shape[1:])} ({x.dtype}): "
                              f"{str(exc).splitlines()[0]}; match the model's input to the data") from None
     finally:
         model.train(was_training)
-    if not isinstance(out, torch.Tensor):
-        raise TrainwiseError("the model must return a tensor of outputs")
-    task.check_output(out, x.shape[0])
 
 
 def evaluate(model: nn.Module, loader: Loader, task: Task, precision: str, device: torch.device) -> dict[str, float]:
@@ -119,13 +116,13 @@ def evaluate(model: nn.Module, loader: Loader, task: Task, precision: str, devic
     loss_sum = torch.zeros((), device=device)
     with torch.inference_mode(), autocast(precision, device):
         for x, y in loader:
-            out = model(x)
-            loss_sum += task.eval_loss_sum(out, y)
-            outs.append(out.float())
-            ys.append(y)
+            batch_loss, out, target = task.eval_batch(model, x, y)
+            loss_sum += batch_loss
+            outs.append(out)
+            ys.append(target)
     model.train(was_training)
     out, y = torch.cat(outs), torch.cat(ys)
-    metrics = {"loss": (loss_sum / len(y)).item()}
+    metrics = {"loss": (loss_sum / len(out)).item()}
     metrics.update(task.metrics(out, y))
     return metrics
 
@@ -191,7 +188,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         y_mean, y_std = 0.0, 1.0
     if kind == "classification" and num_classes == 0:  # Dataset input: the model's width decides
         num_classes = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
-    task = make_task(kind, num_classes, t.label_smoothing, y_mean, y_std)
+    task = make_task(kind, num_classes, t.label_smoothing, y_mean, y_std, cfg=cfg)
 
     def loader(part: Any, train: bool) -> Loader | None:
         if part is None:
@@ -224,7 +221,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     weights = _group_weights(_batch_sizes(train_loader, n_train), k)
     boundaries = {i for i in range(steps_per_epoch) if (i + 1) % k == 0 or i == steps_per_epoch - 1}
     opt_steps_per_epoch = len(boundaries)
-    optimizer = build_optimizer(model, o.name, o.lr, o.weight_decay, o.momentum, o.nesterov, (o.beta1, o.beta2),
+    stepped = task.parameters_module(model)  # the whole model, or the part the main optimizer owns
+    optimizer = build_optimizer(stepped, o.name, o.lr, o.weight_decay, o.momentum, o.nesterov, (o.beta1, o.beta2),
                                 o.eps, dict(o.group_lr))
     has_val = val_loader is not None
     monitor = t.monitor if has_val or not t.monitor.startswith("val/") else t.monitor.replace("val/", "train/", 1)
@@ -233,7 +231,21 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                               warmup_fraction=s.warmup_fraction, min_lr_ratio=s.min_lr_ratio, step_size=s.step_size,
                               gamma=s.gamma, factor=s.factor, patience=s.patience, cycle_epochs=s.cycle_epochs,
                               base_lr_ratio=s.base_lr_ratio, mode="min" if lower_better else "max")
-    stepper = Stepper(model, optimizer, schedule, grad_scaler(precision, device), t.grad_clip, t.ema_decay)
+    stepper = Stepper(model, optimizer, schedule, grad_scaler(precision, device), t.grad_clip, t.ema_decay,
+                      params=None if stepped is model else [p for p in stepped.parameters() if p.requires_grad])
+
+    def build_stepper(module: nn.Module, lr_ratio: float = 1.0) -> Stepper:
+        """A second optimizer configured like the main one, for paradigms that step two parts (GAN)."""
+        opt2 = build_optimizer(module, o.name, o.lr * lr_ratio, o.weight_decay, o.momentum, o.nesterov,
+                               (o.beta1, o.beta2), o.eps, {})
+        sched2 = build_schedule(opt2, s.name, opt_steps_per_epoch * t.epochs, opt_steps_per_epoch,
+                                warmup_fraction=s.warmup_fraction, min_lr_ratio=s.min_lr_ratio,
+                                step_size=s.step_size, gamma=s.gamma, factor=s.factor, patience=s.patience,
+                                cycle_epochs=s.cycle_epochs, base_lr_ratio=s.base_lr_ratio,
+                                mode="min" if lower_better else "max")
+        return Stepper(module, opt2, sched2, grad_scaler(precision, device), t.grad_clip, None)
+
+    task.setup(model, build_stepper)
     nonfinite = cfg.faults.nonfinite if cfg.faults.nonfinite != "auto" else (
         "stop" if device.type == "cuda" else "skip")  # a per-step finiteness check is free on CPU, a sync on GPU
 
@@ -252,7 +264,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     doc = cfg.doctor
     pre_findings: list[dict[str, Any]] = []
     pre_info: dict[str, Any] = {}
-    if doc.preflight and resume is None:  # eval + inference_mode: changes no weights, statistics or RNG
+    if doc.preflight and resume is None and task.supervised:  # eval + inference_mode: changes no weights, statistics or RNG
         xb, yb = _first_batch(train_loader) if not isinstance(parts["train"], tuple) else \
             (parts["train"][0][:256].to(device), parts["train"][1][:256].to(device))
         found = check_data(parts["train"][0], parts["train"][1], kind,
@@ -274,10 +286,18 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     # ---- mutable loop state (everything a checkpoint must hold besides module/optimizer state) ---------------------
     st = LoopState(best_value=math.inf if lower_better else -math.inf)
     augment = d.augment == "shift" and images  # a pixel shift means nothing to tabular features
+    if d.augment == "kornia" and not images:
+        raise TrainwiseError("data.augment=kornia needs image inputs (N, C, H, W)")
+    kornia_aug = None
+    if d.augment == "kornia":
+        from trainwise.train.augment import kornia_pipeline
+
+        xb = _first_batch(train_loader)[0]
+        kornia_aug = kornia_pipeline(xb.shape[-2], xb.shape[-1], "light").to(device)
     mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and kind == "classification"
     aug_g = torch.Generator()
     mix_rng = np.random.default_rng(0)
-    ckpt = Checkpointer(out_dir, cfg, model, stepper, st, {"augment": aug_g}, reporter) \
+    ckpt = Checkpointer(out_dir, cfg, model, stepper, st, {"augment": aug_g}, reporter, task) \
         if out_dir is not None else None
 
     if resume is not None:
@@ -312,7 +332,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     mixup_alpha, cutmix_alpha = t.mixup_alpha, t.cutmix_alpha
     sizes = _batch_sizes(train_loader, n_train)
     sizes_t = torch.tensor(sizes, dtype=torch.float32, device=device)  # (steps,) samples per micro-batch
-    classify = kind == "classification"
+    classify = task.counts_correct
     t_start = time.perf_counter() - st.wall_before
     last_ckpt_time = time.monotonic()
     with stop.installed(out_dir is not None):
@@ -340,14 +360,15 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                     continue
                 if augment:
                     x = random_shift(x, aug_g)
+                elif kornia_aug is not None:
+                    x = kornia_aug(x)  # batched on the device; global torch RNG (checkpointed)
                 if mixing:
                     x, y = mix(x, y, num_classes, mixup_alpha, cutmix_alpha, mix_rng, aug_g)
                 if not sampled and monitors.wants(st.global_step + 1):
                     monitors.arm()  # hooks for this step's forward only
                     sampled = True
                 with autocast(precision, device):
-                    out = train_model(x)  # (B, out_dim)
-                    loss = task.loss(out, y)
+                    loss, out = task.train_loss(train_model, x, y)  # supervised: out = model(x), (B, out_dim)
                 stepper.backward(loss * weights[i] if k > 1 else loss)
                 loss_detached = loss.detach()
                 st.loss_buf[i] = loss_detached  # one device copy; sums happen at log points and epoch end
@@ -501,6 +522,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         test = evaluate(model, test_loader, task, precision, device)
         summary.update({f"test/{m}": v for m, v in test.items()})
         emit({"step": st.global_step, "epoch": last["epoch"], "split": "test", **test})
+    summary.update(task.finish(model, parts, out_dir, device))
     summary.update({"epochs": len(st.history), "steps": st.global_step,
                     "best_epoch": st.best_epoch + 1 if st.best_epoch >= 0 else None,
                     "monitor": monitor, "stopped": st.stopped, "wall_seconds": round(wall, 3), "seed": cfg.seed,

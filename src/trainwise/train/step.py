@@ -22,10 +22,13 @@ class Stepper:
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule,
-                 scaler: torch.amp.GradScaler | None, grad_clip: float | None, ema_decay: float | None) -> None:
+                 scaler: torch.amp.GradScaler | None, grad_clip: float | None, ema_decay: float | None,
+                 params: list[nn.Parameter] | None = None) -> None:
         self.model, self.optimizer, self.schedule, self.scaler = model, optimizer, schedule, scaler
         self.grad_clip = grad_clip
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        # The parameters this optimizer owns (clipping and finiteness read their gradients): all of the model's by
+        # default, a part of it when a paradigm steps parts separately (a GAN's generator and discriminator).
+        self.params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
         self.grad_norm: torch.Tensor | None = None  # 0-d device tensor, last pre-clip global norm
         self.ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
                     if ema_decay else None)
