@@ -39,6 +39,8 @@ class DataConfig:
     drop_last: bool = False
     augment: str = "none"  # none|shift (random ±1 pixel translation for images)|kornia (crop, flip, affine, jitter)
     holdout_class: int | None = None  # autoencoder: this class is left out of train/val and is the test's anomaly
+    classes: list[int] | None = None  # keep only these classes (relabelled 0..k-1 in this order), e.g. [5,6,7,8,9]
+    label_fraction: float = 1.0  # keep this fraction of the train split (stratified, from the seed): few-label runs
     options: dict[str, Any] = field(default_factory=dict)  # arguments of a synthetic source (length, n, vocab, …)
 
 
@@ -81,6 +83,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     log_every: int = 50  # optimizer steps between metrics.jsonl train events (read from device then)
+    freeze_epochs: int = 0  # transfer learning: train only the head (last Linear) for this many epochs, then all
 
 
 @dataclass
@@ -333,6 +336,8 @@ def validate(cfg: DictConfig) -> None:
         (cfg.checkpoint.keep >= 1, "checkpoint.keep must be ≥ 1"),
         (cfg.doctor.monitor_every >= 0, "doctor.monitor_every must be ≥ 0 (0 disables)"),
         (cfg.tune.trials >= 1, "tune.trials must be ≥ 1"),
+        (0.0 < d.label_fraction <= 1.0, "data.label_fraction must be in (0, 1]"),
+        (t.freeze_epochs >= 0, "train.freeze_epochs must be ≥ 0"),
         (cfg.paradigm.temperature > 0, "paradigm.temperature must be > 0"),
         (cfg.paradigm.kl_weight >= 0, "paradigm.kl_weight must be ≥ 0"),
         (cfg.paradigm.beam_size >= 1, "paradigm.beam_size must be ≥ 1"),

@@ -31,12 +31,54 @@ def load_data(cfg: DictConfig) -> Splits:
     # A GAN's generator ends in tanh: its real images are scaled to [-1, 1] instead of standardised.
     scale: bool | str = "range" if (cfg.paradigm.name == "gan" and d.standardize and table.kind == "image") \
         else d.standardize
-    return split_table(table, cfg.seed, d.val_fraction, d.test_fraction, scale, d.holdout_class)
+    if d.classes is not None:
+        table = select_classes(table, list(d.classes))
+    splits = split_table(table, cfg.seed, d.val_fraction, d.test_fraction, scale, d.holdout_class)
+    if d.label_fraction < 1.0:
+        splits.train = subsample(splits.train, d.label_fraction, cfg.seed, stratify=splits.task == "classification")
+    return splits
+
+
+def select_classes(table: Any, classes: list[int]) -> Any:
+    """Keep the samples of ``classes`` and relabel them 0..k-1 in the given order (e.g. digits 5–9 → 0–4)."""
+    from dataclasses import replace
+
+    if table.task != "classification":
+        raise TrainwiseError("data.classes only applies to classification data")
+    present = set(np.unique(table.y).tolist())
+    missing = [c for c in classes if c not in present]
+    if missing or len(set(classes)) != len(classes) or len(classes) < 2:
+        raise TrainwiseError(f"data.classes={classes} must list ≥ 2 distinct labels of this dataset "
+                             f"(it has {sorted(present)})")
+    keep = np.isin(table.y, classes)
+    relabel = np.zeros(max(present) + 1, np.int64)
+    relabel[classes] = np.arange(len(classes))
+    names = [table.class_names[c] if c < len(table.class_names) else str(c) for c in classes]
+    return replace(table, x=table.x[keep], y=relabel[table.y[keep]], class_names=names,
+                   description=table.description + f"; classes {classes} only")
+
+
+def subsample(split: Any, fraction: float, seed: int, stratify: bool) -> Any:
+    """A deterministic (stratified) fraction of a split: the few-label regime of transfer learning."""
+    from sklearn.model_selection import train_test_split
+
+    from trainwise.data.splits import Split
+
+    idx = np.arange(len(split))
+    y = split.y.numpy()
+    try:
+        keep, _ = train_test_split(idx, train_size=fraction, random_state=seed, stratify=y if stratify else None)
+    except ValueError as exc:
+        raise TrainwiseError(f"data.label_fraction={fraction} leaves too few samples ({exc})") from None
+    keep = np.sort(keep)
+    return Split(split.x[keep], split.y[keep])
 
 
 def build_model(cfg: DictConfig, prep: Preprocess, num_classes: int) -> torch.nn.Module:
     args: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
     name = args.pop("name")
+    args.pop("init_from", None)  # applied by train() after construction (see init_weights)
+    args.pop("init_strict", None)
     if name == "mlp" and prep.cat_categories and "cat_cardinalities" not in args:
         args["cat_cardinalities"] = [len(c) + 1 for c in prep.cat_categories]
     spec_args = get_spec(name).arguments()
@@ -60,11 +102,66 @@ def setup(cfg: DictConfig) -> tuple[Splits, torch.nn.Module, torch.device, str]:
 
 
 def train(cfg: DictConfig, run_dir: str | Path | None = "auto", quiet: bool = False) -> FitResult:
-    """Train the model a config describes on the data it names."""
+    """Train the model a config describes on the data it names (``model.init_from``: start from other weights)."""
     splits = load_data(cfg)
     seed_everything(cfg.seed)  # model init is part of the run's randomness
     model = build_model(cfg, splits.preprocess, splits.num_classes)
-    return fit(model, splits, config=cfg, run_dir=run_dir, quiet=quiet)
+    report = None
+    if cfg.model.get("init_from"):
+        source = str(cfg.model.init_from)
+        if source.startswith("preset:"):  # pretrain first, as an ordinary run beside this one
+            source = str(_pretrain(source[len("preset:"):], cfg, run_dir, quiet))
+        report = init_weights(model, source, bool(cfg.model.get("init_strict", False)))
+        import sys
+
+        sys.stderr.write(f"initialised from {source}: {report['loaded']} tensors loaded, {len(report['missing'])} "
+                         f"missing, {len(report['unexpected'])} unexpected, {len(report['mismatched'])} shape "
+                         "mismatches\n")
+    result = fit(model, splits, config=cfg, run_dir=run_dir, quiet=quiet)
+    if report is not None and result.run_dir is not None:
+        from trainwise.run.rundir import write_json
+
+        write_json(result.run_dir / "init.json", report)
+    return result
+
+
+def _pretrain(preset: str, cfg: DictConfig, run_dir: str | Path | None, quiet: bool) -> Path:
+    pre_cfg = compose(preset=preset, overrides=[f"seed={cfg.seed}", f"device={cfg.device}"])
+    where = None if run_dir in (None, "auto") else f"{run_dir}-pretrain"
+    r = train(pre_cfg, run_dir=where or "auto", quiet=quiet)
+    assert r.run_dir is not None
+    return r.run_dir
+
+
+def init_weights(model: torch.nn.Module, source: str | Path, strict: bool = False) -> dict[str, Any]:
+    """Load a backbone into ``model`` from a run directory (its best weights) or a weights file (.safetensors, or a
+    plain state-dict .pt read with ``weights_only=True``). Partial by default: tensors whose name and shape match are
+    loaded; the rest are reported (``strict``: any mismatch is an error)."""
+    src = Path(source)
+    if src.is_dir():
+        files = [src / "best.safetensors", src / "final.safetensors"]
+        found = [f for f in files if f.is_file()]
+        if not found:
+            raise TrainwiseError(f"model.init_from='{src}' holds no best.safetensors / final.safetensors")
+        src = found[0]
+    elif not src.is_file():
+        raise TrainwiseError(f"model.init_from='{src}' does not exist; give a run directory or a weights file")
+    weights = load_weights(src)
+    own = model.state_dict()
+    matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    report = {"source": str(src), "loaded": len(matched),
+              "missing": sorted(k for k in own if k not in matched),
+              "unexpected": sorted(k for k in weights if k not in own),
+              "mismatched": sorted(k for k in weights if k in own and own[k].shape != weights[k].shape)}
+    if strict and (report["missing"] or report["unexpected"] or report["mismatched"]):
+        raise TrainwiseError(f"model.init_strict=true but '{src}' does not match the model: missing "
+                             f"{report['missing'][:3]}, unexpected {report['unexpected'][:3]}, shape mismatches "
+                             f"{report['mismatched'][:3]}")
+    if not matched:
+        raise TrainwiseError(f"no tensor of '{src}' matches the model (names or shapes differ); is it the same "
+                             "architecture?")
+    model.load_state_dict(matched, strict=False)
+    return report
 
 
 def resume(run_dir: str | Path, quiet: bool = False) -> FitResult:

@@ -90,6 +90,15 @@ def _first_batch(loader: Loader) -> tuple[torch.Tensor, torch.Tensor]:
     return loader.peek(2)
 
 
+def set_frozen(model: nn.Module, frozen: bool) -> None:
+    """Transfer learning's first phase: only the head (the last ``nn.Linear``) trains. Frozen parameters get no
+    gradient, so the optimizer skips them (no update, no weight decay) without being rebuilt."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    head = {id(p) for p in linears[-1].parameters()} if linears else set()
+    for p in model.parameters():
+        p.requires_grad_(not frozen or id(p) in head)
+
+
 def check_model_fits(model: nn.Module, task: Task, loader: Loader, precision: str, device: torch.device) -> None:
     """One forward in eval mode on a few samples: the model accepts the input and its output matches the task.
     Eval + inference_mode change no state (BN statistics, RNG), so training is unaffected."""
@@ -344,6 +353,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                 aug_g.manual_seed(epoch_seed(cfg.seed + 1, epoch))
                 mix_rng = np.random.default_rng(epoch_seed(cfg.seed + 2, epoch))
             train_loader.set_epoch(epoch, st.pos)
+            if t.freeze_epochs:  # a pure function of the epoch, so a resumed run freezes exactly the same way
+                set_frozen(model, epoch < t.freeze_epochs)
             model.train()
             reporter.start_epoch(epoch, steps_per_epoch)
             reporter.advance(st.pos)
