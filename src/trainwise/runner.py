@@ -79,6 +79,7 @@ def build_model(cfg: DictConfig, prep: Preprocess, num_classes: int) -> torch.nn
     name = args.pop("name")
     args.pop("init_from", None)  # applied by train() after construction (see init_weights)
     args.pop("init_strict", None)
+    args.pop("init_prefix", None)
     if name == "mlp" and prep.cat_categories and "cat_cardinalities" not in args:
         args["cat_cardinalities"] = [len(c) + 1 for c in prep.cat_categories]
     spec_args = get_spec(name).arguments()
@@ -111,7 +112,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = "auto", quiet: bool = Fa
         source = str(cfg.model.init_from)
         if source.startswith("preset:"):  # pretrain first, as an ordinary run beside this one
             source = str(_pretrain(source[len("preset:"):], cfg, run_dir, quiet))
-        report = init_weights(model, source, bool(cfg.model.get("init_strict", False)))
+        report = init_weights(model, source, bool(cfg.model.get("init_strict", False)),
+                              str(cfg.model.get("init_prefix") or ""))
         import sys
 
         sys.stderr.write(f"initialised from {source}: {report['loaded']} tensors loaded, {len(report['missing'])} "
@@ -133,10 +135,11 @@ def _pretrain(preset: str, cfg: DictConfig, run_dir: str | Path | None, quiet: b
     return r.run_dir
 
 
-def init_weights(model: torch.nn.Module, source: str | Path, strict: bool = False) -> dict[str, Any]:
+def init_weights(model: torch.nn.Module, source: str | Path, strict: bool = False, prefix: str = "") -> dict[str, Any]:
     """Load a backbone into ``model`` from a run directory (its best weights) or a weights file (.safetensors, or a
     plain state-dict .pt read with ``weights_only=True``). Partial by default: tensors whose name and shape match are
-    loaded; the rest are reported (``strict``: any mismatch is an error)."""
+    loaded; the rest are reported (``strict``: any mismatch is an error). ``prefix`` (``model.init_prefix``) takes
+    only the source tensors under that name, with it stripped: ``encoder.`` loads a SimCLR encoder into a classifier."""
     src = Path(source)
     if src.is_dir():
         files = [src / "best.safetensors", src / "final.safetensors"]
@@ -147,6 +150,8 @@ def init_weights(model: torch.nn.Module, source: str | Path, strict: bool = Fals
     elif not src.is_file():
         raise TrainwiseError(f"model.init_from='{src}' does not exist; give a run directory or a weights file")
     weights = load_weights(src)
+    if prefix:
+        weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     own = model.state_dict()
     matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
     report = {"source": str(src), "loaded": len(matched),
@@ -289,14 +294,25 @@ def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.n
 
 
 def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | None = None,
-                force: bool = False) -> Path:
-    """Write predictions for raw inputs (CSV or .npz) next to the input or to ``out``; never overwrites silently."""
+                force: bool = False, fmt: str = "eager") -> Path:
+    """Write predictions for raw inputs (CSV, .npz or an image file) next to the input or to ``out``; never
+    overwrites silently. ``fmt``: ``eager`` (best weights), ``onnx`` (export/model.onnx) or ``int8``
+    (quantized/), the latter two from ``trainwise export`` / ``trainwise quantize``."""
+    from trainwise.deploy.artifacts import FORMATS, Run, load_predictor
+    from trainwise.deploy.images import is_image, read_image
+
+    if fmt not in FORMATS:
+        raise TrainwiseError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     rd, cfg, prep, model = _open_run(run_dir)
     inp = Path(input_path)
     dest = Path(out) if out is not None else inp.with_name(f"{inp.stem}.predictions.csv")
     if dest.exists() and not force:
         raise TrainwiseError(f"'{dest}' already exists; pass --out PATH or --force to replace it")
-    x, _ = _read_inputs(inp, prep, cfg.data.target)
+    # A missing export/quantized artefact is reported before any input is read.
+    predictor = load_predictor(Run(rd, cfg, prep, model), fmt) if fmt != "eager" else None
+    if not is_image(inp) and inp.suffix not in (".csv", ".npz"):
+        raise TrainwiseError(f"input '{inp}' must be a .csv, .npz or image file (.png, .jpg, ...)")
+    x = read_image(inp, prep, cfg) if is_image(inp) else _read_inputs(inp, prep, cfg.data.target)[0]
     if len(x) == 0:
         raise TrainwiseError(f"'{inp}' holds no rows to predict")
     if prep.kind == "tabular":
@@ -305,10 +321,13 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | N
             raise TrainwiseError(f"'{inp}' has missing categorical codes")
     elif not np.isfinite(x).all():
         raise TrainwiseError(f"'{inp}' holds NaN or inf values")
-    xt = torch.from_numpy(prep.apply(x))
     task = make_task(prep.task, len(prep.class_names), 0.0, prep.y_mean, prep.y_std)
-    with torch.inference_mode():
-        outs = torch.cat([model(xt[i:i + 1024]) for i in range(0, len(xt), 1024)])
+    if predictor is not None:  # the artefact takes raw features: its graph standardises them
+        outs = torch.from_numpy(predictor.outputs(x))
+    else:
+        xt = torch.from_numpy(prep.apply(x))
+        with torch.inference_mode():
+            outs = torch.cat([model(xt[i:i + 1024]) for i in range(0, len(xt), 1024)])
     import pandas as pd
 
     pred = task.predict(outs).numpy()

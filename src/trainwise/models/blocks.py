@@ -1,4 +1,6 @@
-"""Building blocks shared by the models: activations, normalisation layers and initialisation."""
+"""Building blocks shared by the models: activations, normalisation layers, initialisation, stochastic depth,
+argument checks and token embeddings (attention and positional encodings live in ``attention.py`` and
+``positional.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import torch
 from torch import nn
 
 from trainwise.errors import TrainwiseError, suggest
+
+LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default negative slope; the init gain must use the same value
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh,
@@ -62,11 +66,17 @@ def _groups(c: int) -> int:
 
 
 def gain_for(act: str) -> float:
-    """Gain of ``nn.init`` for the activation (relu: √2, tanh: 5/3, others as torch computes them)."""
-    name = {"leaky_relu": "leaky_relu", "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}.get(act, "linear")
+    """Gain of ``nn.init`` for the activation (relu: √2, leaky_relu: √(2/(1+0.01²)), tanh: 5/3, sigmoid: 1).
+
+    gelu and silu are not known to ``nn.init.calculate_gain``; they behave like ReLU for positive inputs and get √2.
+    """
     if act in ("gelu", "silu"):
-        return math.sqrt(2.0)  # close to ReLU's for these ReLU-like activations
-    return nn.init.calculate_gain(name, 0.01 if name == "leaky_relu" else None)
+        return math.sqrt(2.0)
+    if act == "leaky_relu":
+        return nn.init.calculate_gain("leaky_relu", LEAKY_SLOPE)
+    if act in ("relu", "tanh", "sigmoid"):
+        return nn.init.calculate_gain(act)
+    return nn.init.calculate_gain("linear")
 
 
 @torch.no_grad()
@@ -78,9 +88,11 @@ def initialize(module: nn.Module, scheme: str, act: str) -> None:
         return
     gain = gain_for(act)
     for m in module.modules():
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-            if scheme == "kaiming" and act in ("relu", "leaky_relu", "gelu", "silu"):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="leaky_relu" if act == "leaky_relu" else "relu")
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d)):
+            if scheme == "kaiming" and act == "leaky_relu":  # the slope enters the gain: √(2 / (1 + slope²))
+                nn.init.kaiming_normal_(m.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
+            elif scheme == "kaiming" and act in ("relu", "gelu", "silu"):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             elif scheme == "kaiming":  # He init assumes a ReLU-like unit; saturating ones get Xavier with their gain
                 nn.init.xavier_normal_(m.weight, gain=gain)
             elif scheme == "xavier":
@@ -89,3 +101,59 @@ def initialize(module: nn.Module, scheme: str, act: str) -> None:
                 nn.init.orthogonal_(m.weight, gain=gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): in training, zero a residual branch for a random subset of samples and
+    scale the survivors by 1/(1−p) so the expectation is unchanged; identity in eval or when p = 0.
+
+    Works on any (B, ...) tensor: one Bernoulli draw per sample, broadcast over the other axes.
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise TrainwiseError(f"model.drop_path={p} must be in [0, 1); 0 disables stochastic depth")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape[0], *(1,) * (x.ndim - 1), device=x.device) >= self.p  # (B, 1, ..., 1)
+        return x * keep / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """Raise a one-line TrainwiseError (with a suggestion) unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise TrainwiseError(f"unknown model.{key} '{value}'{suggest(value, choices)}; use one of {', '.join(choices)}")
+    return value
+
+
+def check_range(key: str, value: float, low: float, high: float | None = None, *, high_open: bool = False,
+                hint: str = "") -> None:
+    """Raise unless low ≤ value ≤ high (or < high when ``high_open``); ``hint`` says what the value means."""
+    ok = value >= low and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        bound = f"≥ {low}" if high is None else f"in [{low}, {high}{')' if high_open else ']'}"
+        raise TrainwiseError(f"model.{key}={value} must be {bound}{'; ' + hint if hint else ''}")
+
+
+def check_dims(key: str, dims: list[int]) -> None:
+    """Layer widths: every entry a positive integer."""
+    if any(d < 1 for d in dims):
+        raise TrainwiseError(f"model.{key}={list(dims)} must hold positive layer widths, e.g. [128, 64]")
+
+
+def token_embedding(vocab_size: int, dim: int, pad_index: int | None) -> nn.Embedding:
+    """(B, T) token ids → (B, T, dim). The ``pad_index`` row starts at zero and ``nn.Embedding`` never accumulates a
+    gradient into it, so padding contributes nothing and stays zero through training (weight decay of 0 is 0)."""
+    if vocab_size < 2:
+        raise TrainwiseError(f"model.vocab_size={vocab_size} must be ≥ 2 for token inputs (ids are 0..vocab_size-1)")
+    if pad_index is not None and not 0 <= pad_index < vocab_size:
+        raise TrainwiseError(f"model.pad_index={pad_index} must be in [0, {vocab_size}) (vocab_size={vocab_size}), "
+                             f"or null when the data has no padding")
+    return nn.Embedding(vocab_size, dim, padding_idx=pad_index)

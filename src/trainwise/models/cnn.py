@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainwise.models.blocks import activation, initialize, norm2d
+from trainwise.models.blocks import DropPath, activation, initialize, norm2d
 from trainwise.models.registry import register
 
 
@@ -23,13 +23,10 @@ class ResidualBlock(nn.Module):
         if stride != 1 or c_in != c_out:
             self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), norm2d(norm, c_out))
         self.a2 = activation(act)
-        self.drop_path = drop_path
+        self.drop_path = DropPath(drop_path)  # stochastic depth on the residual branch, per sample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.n2(self.conv2(self.a1(self.n1(self.conv1(x)))))
-        if self.training and self.drop_path > 0:  # stochastic depth: drop the residual branch per sample
-            keep = torch.rand(h.shape[0], 1, 1, 1, device=h.device) >= self.drop_path
-            h = h * keep / (1 - self.drop_path)
+        h = self.drop_path(self.n2(self.conv2(self.a1(self.n1(self.conv1(x))))))  # (B, C_out, H', W')
         return self.a2(h + self.shortcut(x))
 
 
