@@ -30,8 +30,10 @@ class Seq2Seq(Task):
         self.beam_size = beam_size
 
     def _token_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, reduction: str) -> torch.Tensor:
-        logits = model(x, decoder_input(y))  # (B, T, V)
-        return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=PAD, reduction=reduction)
+        # The model's own special tokens (model.bos_index / pad_index), defaulting to the synthetic sources' ids.
+        bos, pad = getattr(model, "bos_index", BOS), getattr(model, "pad_index", PAD)
+        logits = model(x, decoder_input(y, bos))  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=pad, reduction=reduction)
 
     def train_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loss = self._token_loss(model, x, y, "mean")
