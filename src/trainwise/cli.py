@@ -22,11 +22,14 @@ examples:
 
 config keys (key=value, dotted): name, seed, device (auto|cpu|cuda|mps), precision (auto|32|bf16-mixed|16-mixed),
 compile, data.* (source, path, target, task, val_fraction, test_fraction, standardize, batch_size, eval_batch_size,
-loader, num_workers, pin_memory, persistent_workers, prefetch_factor, drop_last, augment), model.* (name and the
+loader, num_workers, pin_memory, persistent_workers, prefetch_factor, drop_last, augment, holdout_class, classes,
+label_fraction, options), model.* (name and the
 model's arguments: see 'trainwise models'), optim.* (name, lr, weight_decay, momentum, nesterov, beta1, beta2, eps,
 group_lr), schedule.* (name, warmup_fraction, min_lr_ratio, step_size, gamma, factor, patience, cycle_epochs,
 base_lr_ratio), train.* (epochs, grad_clip, accumulate, label_smoothing, early_stopping, monitor, patience,
-ema_decay, mixup_alpha, cutmix_alpha, log_every). Full reference: docs/config.md.
+ema_decay, mixup_alpha, cutmix_alpha, log_every, freeze_epochs), paradigm.* (name: supervised|autoencoder|vae|gan|
+contrastive|seq2seq|distill, temperature, kl_weight, d_lr_ratio, beam_size, samples), distill.*, tune.*, checkpoint.*,
+faults.*, doctor.*. Transfer learning: model.init_from=RUN_DIR|FILE|preset:NAME. Full reference: docs/config.md.
 """
 
 
@@ -147,7 +150,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from trainwise.runner import predict_run
 
-    dest = predict_run(args.run_dir, args.input, args.out, args.force)
+    dest = predict_run(args.run_dir, args.input, args.out, args.force, fmt=args.format)
     print(f"predictions written to {dest}")
     return 0
 
@@ -283,13 +286,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="predict for a CSV or .npz file with a run's weights",
-                        description="Apply a run's preprocessing and best weights to raw inputs (CSV with the "
-                        "training feature columns, or .npz with an array 'x'); writes a CSV of predictions.")
+    pr = sub.add_parser("predict", help="predict for a CSV, .npz or image file with a run's weights",
+                        description="Apply a run's preprocessing and model to raw inputs (CSV with the training "
+                        "feature columns, .npz with an array 'x', or one image file for image runs: greyscale, "
+                        "resized to the input shape, 0..255 mapped onto the training value range); writes a CSV "
+                        "of predictions.", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n"
+                        "  trainwise predict RUN_DIR new.csv                  # writes new.predictions.csv\n"
+                        "  trainwise predict RUN_DIR new.npz --out preds.csv --force\n"
+                        "  trainwise predict RUN_DIR digit.png                # image runs: one image file\n"
+                        "  trainwise predict RUN_DIR new.npz --format onnx    # after 'trainwise export RUN_DIR'\n"
+                        "  trainwise predict RUN_DIR new.npz --format int8    # after 'trainwise quantize RUN_DIR'\n")
     pr.add_argument("run_dir", metavar="RUN_DIR")
-    pr.add_argument("input", metavar="INPUT", help="CSV or .npz file of raw inputs")
+    pr.add_argument("input", metavar="INPUT", help="CSV, .npz or image file (.png, .jpg, ...) of raw inputs")
     pr.add_argument("--out", help="output CSV (default: INPUT's name with .predictions.csv, next to it)")
     pr.add_argument("--force", action="store_true", help="replace an existing output file")
+    pr.add_argument("--format", default="eager", choices=["eager", "onnx", "int8"],
+                    help="eager: best weights in PyTorch; onnx: export/model.onnx ('trainwise export' first); "
+                    "int8: quantized/ ('trainwise quantize' first) (eager)")
     pr.set_defaults(func=cmd_predict)
     dg = sub.add_parser("diagnose", help="re-analyse a finished or crashed run and print its findings",
                         description="Findings (code, severity, message, evidence, fixes) for RUN_DIR, computed from "

@@ -1,1 +1,2 @@
-"""Shipping a trained run: export with parity checks, int8 quantization, serving and inference benchmarks."""
+"""Shipping a trained run: export with parity checks, int8 quantization, serving and inference benchmarks
+(see README.md in this folder)."""

@@ -1,0 +1,58 @@
+"""Image files (PNG/JPEG/…) as raw inputs for image runs: ``trainwise predict RUN_DIR digit.png``.
+
+The image is converted to greyscale (or RGB for 3-channel runs), resized to the run's input height × width, and
+its 0..255 pixel values are mapped linearly onto the value range of the run's training images (digits: 0..16), so
+it arrives on the same raw scale as the training data; the run's standardisation is applied afterwards as usual.
+Like the training images, the subject must be bright on a dark background (sklearn digits: ink = high values).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainwise.errors import TrainwiseError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def training_range(cfg: Any, prep: Any) -> tuple[float, float]:
+    """Min and max raw pixel value of the run's training split (rebuilt from its config and seed)."""
+    from trainwise.deploy.artifacts import raw_inputs
+    from trainwise.runner import load_data
+
+    x = raw_inputs(load_data(cfg).train.x, prep)
+    return float(x.min()), float(x.max())
+
+
+def read_image(path: Path, prep: Any, cfg: Any) -> np.ndarray:
+    """One image file → raw inputs of shape (1, *input_shape)."""
+    if not path.is_file():
+        raise TrainwiseError(f"input file '{path}' does not exist")
+    if prep.kind != "image":
+        raise TrainwiseError(f"this run was trained on {prep.kind} inputs; an image file only works with an image "
+                             "run (give a .csv or .npz)")
+    shape = list(prep.input_shape)
+    channels, (height, width) = (shape[0], shape[1:]) if len(shape) == 3 else (1, shape)
+    if channels not in (1, 3):
+        raise TrainwiseError(f"the run's images have {channels} channels; image files work for 1 or 3")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            if img.size != (width, height):
+                img = img.resize((width, height), Image.Resampling.LANCZOS)
+            pixels = np.asarray(img, dtype=np.float32)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise TrainwiseError(f"cannot read image '{path}': {exc}") from None
+    lo, hi = training_range(cfg, prep)
+    x = lo + pixels / 255.0 * (hi - lo)
+    x = x[None] if channels == 1 else x.transpose(2, 0, 1)  # (C, H, W)
+    return x.reshape(1, *shape).astype(np.float32)
