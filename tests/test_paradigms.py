@@ -156,3 +156,56 @@ def test_gan_steps_generator_and_discriminator_with_their_own_optimizers(tmp_pat
 
     data = read_checkpoint(latest_valid(tmp_path / "gan" / "checkpoints"))  # type: ignore[arg-type]
     assert any(k.startswith("task.d_opt.state.") for k in data.tensors["extra"])
+
+
+def test_evaluation_leaves_the_training_rng_untouched():
+    from trainwise.tasks.contrastive import Contrastive
+
+    class Enc(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(6, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x)
+
+        def encode(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x)
+
+    enc, x = Enc(), torch.randn(8, 6, generator=torch.Generator().manual_seed(1))
+    state = torch.get_rng_state()
+    Contrastive().eval_batch(enc, x, torch.zeros(8))
+    assert torch.equal(state, torch.get_rng_state())
+
+
+SMALL = {
+    "digits-gan": ["model.width=8", "model.latent_dim=8"],
+    "digits-vae": ["model.hidden=[32]", "model.latent=4"],
+    "digits-simclr": ["model.width=8", "model.feature_dim=16", "model.proj_dim=8", "data.batch_size=64"],
+    "seq-reverse": ["data.options.n=400", "model.d_model=16", "model.layers=1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", sorted(SMALL))
+def test_paradigm_resumes_bit_exactly_from_a_mid_epoch_checkpoint(preset: str, tmp_path):
+    from trainwise.config import compose
+    from trainwise.runner import resume, train
+    from trainwise.train.checkpoint import list_checkpoints
+
+    cfg = compose(preset=preset, overrides=["device=cpu", "train.epochs=2", "checkpoint.every_steps=3",
+                                            "checkpoint.keep=100", "doctor.preflight=false", *SMALL[preset]])
+    run = tmp_path / "run"
+    train(cfg, run_dir=run, quiet=True)
+    ref = {f: (run / f).read_bytes() for f in ("final.safetensors", "metrics.jsonl")}
+    ckpts = list_checkpoints(run / "checkpoints")
+    assert len(ckpts) >= 3
+    import shutil
+
+    for c in ckpts[2:]:  # crash after the second mid-epoch checkpoint
+        shutil.rmtree(c)
+    for f in ("final.safetensors", "summary.json", "best.safetensors"):
+        (run / f).unlink(missing_ok=True)
+    resume(run, quiet=True)
+    assert (run / "final.safetensors").read_bytes() == ref["final.safetensors"]
+    assert (run / "metrics.jsonl").read_bytes() == ref["metrics.jsonl"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -85,6 +87,16 @@ class Task:
         if out.ndim != 2 or out.shape[0] != batch or out.shape[1] != self.out_dim:
             raise TrainwiseError(f"the model's output has shape {tuple(out.shape)} but the {self.name} task needs "
                                  f"({batch}, {self.out_dim}); make the last layer output {self.out_dim} values")
+
+
+@contextlib.contextmanager
+def fixed_rng(device: torch.device, seed: int = 0) -> Iterator[None]:
+    """Seeded randomness for evaluation (fixed views, fixed noise) that leaves the training streams untouched: the CPU
+    generator and, on CUDA, the device's generator are saved and restored around the block."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def make_task(kind: str, num_classes: int = 0, label_smoothing: float = 0.0, y_mean: float = 0.0,

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwise.errors import TrainwiseError
-from trainwise.tasks.base import Task
+from trainwise.tasks.base import Task, fixed_rng
 from trainwise.train.augment import kornia_pipeline, vector_views
 
 
@@ -58,8 +58,7 @@ class Contrastive(Task):
     def eval_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # Fixed views for evaluation: fork the global RNG so evaluating changes nothing the training draws next.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+        with fixed_rng(x.device):
             loss, z1, z2 = self._pair_loss(model, x)
         z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
         sim = z @ z.t()

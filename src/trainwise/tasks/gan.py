@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwise.errors import TrainwiseError
-from trainwise.tasks.base import Task
+from trainwise.tasks.base import Task, fixed_rng
 
 
 class Adversarial(Task):
@@ -56,8 +56,7 @@ class Adversarial(Task):
 
     def eval_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        with torch.random.fork_rng(devices=[]):  # fixed noise: evaluation draws nothing from the training stream
-            torch.manual_seed(0)
+        with fixed_rng(x.device):  # fixed noise: evaluation draws nothing from the training stream
             fake = model.generator(self._z(model, x.shape[0], x.device))
         real_logits, fake_logits = model.discriminator(x), model.discriminator(fake)
         d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits), reduction="sum")
