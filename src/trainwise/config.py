@@ -152,6 +152,10 @@ class Config:
     device: str = "auto"  # auto|cpu|cuda|mps
     precision: str = "auto"  # auto|32|bf16-mixed|16-mixed
     compile: bool = False
+    # Deterministic kernels (torch.use_deterministic_algorithms, cuDNN autotuning off, a fixed cuBLAS workspace). On
+    # CUDA, ops that accumulate with atomics (ConvTranspose and conv backward, scatter/index_add) otherwise differ run
+    # to run, so bit-exact resume needs this there (measured on an H100: two GAN runs differ without it).
+    deterministic: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -177,6 +177,12 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         if not isinstance(data, Splits):
             cfg.data.source = "python"  # data handed over in memory, not loaded by name
     d, t, o, s = cfg.data, cfg.train, cfg.optim, cfg.schedule
+    if cfg.deterministic:
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's requirement for reproducible GEMMs
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
