@@ -26,6 +26,7 @@ class Task:
     out_dim = 1
     supervised = True  # preflight's loss-at-init and label checks apply
     counts_correct = False  # the cheap on-device train accuracy applies
+    keep_best = True  # restore the best-monitored weights at the end (a GAN keeps its final weights instead)
 
     def train_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The micro-batch's mean training loss, and the outputs ``correct`` reads."""

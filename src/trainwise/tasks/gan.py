@@ -25,6 +25,9 @@ class Adversarial(Task):
     name = "gan"
     main_metric = "d_fooled"  # fraction of fresh fakes the discriminator calls real (on val-sized batches)
     supervised = False
+    # No validation number tracks sample quality (a fooled discriminator may just be a weak one), so the final
+    # generator is the result, not the "best" epoch's.
+    keep_best = False
 
     def __init__(self, d_lr_ratio: float = 1.0, samples: int = 64) -> None:
         self.d_lr_ratio, self.samples = d_lr_ratio, samples

@@ -526,7 +526,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     final_model = stepper.eval_model()
     if out_dir is not None:
         save_weights(out_dir / "final.safetensors", final_model.state_dict())
-    if st.best_state is not None:
+    if st.best_state is not None and task.keep_best:
         model.load_state_dict(st.best_state)
     summary: dict[str, Any] = {}
     last = st.history[-1] if st.history else {"epoch": st.epoch}
