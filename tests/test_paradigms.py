@@ -209,3 +209,19 @@ def test_paradigm_resumes_bit_exactly_from_a_mid_epoch_checkpoint(preset: str, t
     resume(run, quiet=True)
     assert (run / "final.safetensors").read_bytes() == ref["final.safetensors"]
     assert (run / "metrics.jsonl").read_bytes() == ref["metrics.jsonl"]
+
+
+def test_multilabel_trains_with_bce_and_beats_the_all_negative_predictor(tmp_path):
+    from trainwise.config import compose
+    from trainwise.runner import predict_run, train
+    from trainwise.tasks.multilabel import MultiLabel
+
+    out, y = torch.randn(4, 3), torch.tensor([[1.0, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0]])
+    assert MultiLabel(3).loss(out, y).item() == pytest.approx(F.binary_cross_entropy(out.sigmoid(), y).item(), rel=1e-5)
+    cfg = compose(preset="multilabel-mlp", overrides=["device=cpu", "train.epochs=10"])
+    r = train(cfg, run_dir=tmp_path / "run", quiet=True)
+    assert r.summary["task"] == "multilabel" and r.summary["test/f1_macro"] > 0.6
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).poisson(3, (5, 20)).astype(np.float32))
+    dest = predict_run(tmp_path / "run", tmp_path / "x.npz")
+    header = dest.read_text().splitlines()[0].split(",")
+    assert header[:2] == ["label_0", "prob_0"] and len(header) == 10

@@ -25,7 +25,7 @@ class DataConfig:
     source: str = "digits"  # digits|breast_cancer|wine|iris|diabetes|csv|npz|module:function
     path: str | None = None  # file for csv / npz sources
     target: str | None = None  # target column for csv
-    task: str = "auto"  # auto|classification|regression
+    task: str = "auto"  # auto|classification|regression|multilabel (y: (N, L) of 0/1)
     val_fraction: float = 0.1  # of the whole dataset
     test_fraction: float = 0.2  # of the whole dataset
     standardize: bool = True  # numeric features standardised with train-split statistics only
@@ -172,7 +172,7 @@ class Config:
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"),
     "precision": ("auto", "32", "bf16-mixed", "16-mixed"),
-    "data.task": ("auto", "classification", "regression"),
+    "data.task": ("auto", "classification", "regression", "multilabel"),
     "data.loader": ("auto", "memory", "dataloader"),
     "data.augment": ("none", "shift", "kornia"),
     "paradigm.name": ("supervised", "autoencoder", "vae", "gan", "contrastive", "seq2seq", "distill"),

@@ -85,7 +85,8 @@ def build_model(cfg: DictConfig, prep: Preprocess, num_classes: int) -> torch.nn
     spec_args = get_spec(name).arguments()
     if prep.vocab_size and "vocab_size" in spec_args and "vocab_size" not in args:  # token inputs: ids 0..V-1
         args["vocab_size"] = prep.vocab_size
-    out_dim = {"classification": num_classes, "seq2seq": prep.vocab_size}.get(prep.task, 1)
+    out_dim = {"classification": num_classes, "multilabel": len(prep.class_names),
+               "seq2seq": prep.vocab_size}.get(prep.task, 1)
     if cfg.data.holdout_class is not None:
         out_dim = 1  # anomaly runs reconstruct inputs; the class count is not an output width
     return create_model(name, prep.input_shape, out_dim, **args)
@@ -227,7 +228,7 @@ def _open_run(run_dir: str | Path) -> tuple[Path, DictConfig, Preprocess, torch.
         weights = rd / "final.safetensors"
     if not weights.is_file():
         raise TrainwiseError(f"'{rd}' holds no weights (best.safetensors / final.safetensors); the run did not finish")
-    num_classes = len(prep.class_names) if prep.task == "classification" else 0
+    num_classes = len(prep.class_names) if prep.task in ("classification", "multilabel") else 0
     model = build_model(cfg, prep, num_classes)
     model.load_state_dict(load_weights(weights))
     model.eval()
@@ -332,7 +333,12 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | N
 
     pred = task.predict(outs).numpy()
     cols: dict[str, Any] = {}
-    if prep.task == "classification":
+    if prep.task == "multilabel":
+        probs = outs.sigmoid().numpy()
+        for j, name in enumerate(prep.class_names):
+            cols[f"label_{name}"] = pred[:, j]
+            cols[f"prob_{name}"] = probs[:, j]
+    elif prep.task == "classification":
         probs = outs.softmax(1).numpy()
         cols["prediction"] = [prep.class_names[i] for i in pred]
         for j, name in enumerate(prep.class_names):

@@ -28,7 +28,7 @@ class Table:
 
     x: np.ndarray
     y: np.ndarray
-    task: str  # classification | regression | seq2seq (y: (N, T) token ids)
+    task: str  # classification | regression | multilabel (y: (N, L) 0/1) | seq2seq (y: (N, T) token ids)
     kind: str = "tabular"  # tabular | image | sequence (N, T, F floats) | tokens (N, T int64 ids, not standardised)
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
@@ -181,6 +181,12 @@ def from_arrays(x: Any, y: Any, task: str = "auto", where: str = "arrays") -> Ta
     except (TypeError, ValueError):
         raise TrainwiseError(f"{where}: features must be numeric") from None
     _check_finite(x, f"{where} features")
+    if y.ndim == 2 and y.shape[1] > 1 and task in ("auto", "multilabel"):  # (N, L) indicator matrix
+        if not np.isin(y, (0, 1)).all():
+            raise TrainwiseError(f"{where}: a 2-D target must be a 0/1 indicator matrix (multi-label)")
+        kind = "image" if x.ndim == 4 else "tabular"
+        return Table(x, y.astype(np.float32), "multilabel", kind=kind, class_names=[str(i) for i in range(y.shape[1])],
+                     description=f"{where}: {len(x)} samples, {y.shape[1]} labels")
     y, task, class_names = _classification_target(y.reshape(len(y)) if y.ndim > 1 and y.shape[1] == 1 else y,
                                                   task, where)
     kind = "image" if x.ndim == 4 else "tabular"

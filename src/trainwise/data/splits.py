@@ -165,6 +165,8 @@ def split_table(table: Table, seed: int, val_fraction: float, test_fraction: flo
     train = make(idx)
     assert train is not None
     num_classes = int(table.y.max()) + 1 if table.task == "classification" else table.vocab_size
+    if table.task == "multilabel":
+        num_classes = table.y.shape[1]
     if table.task == "classification":
         num_classes = max(num_classes, len(table.class_names))
     return Splits(train, make(val_idx), make(test_idx), prep, num_classes, table.missing, table.description)

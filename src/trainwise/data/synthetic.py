@@ -78,8 +78,18 @@ def sine(n: int = 4000, length: int = 32, noise: float = 0.1, seed: int = 0) -> 
                  description=f"sine: {n} windows of length {length}, noise σ={noise}; target = next clean value")
 
 
+def multilabel(n: int = 2000, features: int = 20, labels: int = 5, seed: int = 0) -> Table:
+    """scikit-learn's multi-label generator (a deterministic function of its seed): (N, F) counts, (N, L) 0/1."""
+    from sklearn.datasets import make_multilabel_classification
+
+    x, y = make_multilabel_classification(n_samples=n, n_features=features, n_classes=labels, random_state=seed)
+    return Table(x.astype(np.float32), y.astype(np.float32), "multilabel", class_names=[str(i) for i in range(labels)],
+                 feature_names=[f"f{i}" for i in range(features)],
+                 description=f"multilabel: {n} samples, {features} features, {labels} labels")
+
+
 SYNTHETIC: dict[str, Callable[..., Table]] = {"seq_reverse": seq_reverse, "adding": adding, "order": order,
-                                              "sine": sine}
+                                              "sine": sine, "multilabel": multilabel}
 
 
 def load_synthetic(name: str, options: dict[str, Any]) -> Table:

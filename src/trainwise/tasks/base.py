@@ -115,6 +115,10 @@ def make_task(kind: str, num_classes: int = 0, label_smoothing: float = 0.0, y_m
         raise TrainwiseError("sequence-to-sequence data needs paradigm.name=seq2seq")
     if kind == "classification":
         return Classification(num_classes, label_smoothing)
+    if kind == "multilabel":
+        from trainwise.tasks.multilabel import MultiLabel
+
+        return MultiLabel(num_classes)
     return Regression(y_mean, y_std)
 
 

@@ -200,6 +200,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         kind = d.task if d.task != "auto" else ("regression" if train_y is not None and train_y.is_floating_point()
                                                 else "classification")
         num_classes = int(train_y.max()) + 1 if (kind == "classification" and train_y is not None) else 0
+        if kind == "multilabel" and train_y is not None:
+            num_classes = train_y.shape[1]  # (N, L) indicator targets
         y_mean, y_std = 0.0, 1.0
     if kind == "classification" and num_classes == 0:  # Dataset input: the model's width decides
         num_classes = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
