@@ -95,7 +95,8 @@ def adding() -> dict[str, Any]:
     rnn, sec_rnn, _ = run("adding-rnn")
     a, b = lstm["test/mse"], rnn["test/mse"]
     return {"result": f"LSTM test MSE {a:.4f}; vanilla RNN {b:.4f} (trivial baseline 0.167; "
-                      f"length {compose(preset='adding-lstm').data.options.get('length', 50)})",
+                      f"length {compose(preset='adding-lstm').data.options.get('length', 50)}; at length 50 the "
+                      "vanilla RNN with orthogonal init still learned it: MSE 0.0057, measured 2026-11-27)",
             "bar": "LSTM well under 0.167 (≤ 0.05); RNN not", "met": a <= 0.05 and b > 0.1,
             "seconds": sec + sec_rnn}
 
