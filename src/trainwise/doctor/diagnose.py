@@ -122,6 +122,11 @@ def diagnose(rec: RunRecord) -> list[Finding]:
         if not recovered and len(finite_train) < 2:
             return _finish(findings, rec)
 
+    if (rec.config.get("paradigm") or {}).get("name") == "gan":
+        # A generator's loss is adversarial: it rises whenever the discriminator improves, so the loss-curve rules
+        # (diverging, not learning, plateaus) do not apply; non-finite values above and the monitors still do.
+        return _finish(findings, rec)
+
     finite_train = [v for v in train if _finite(v)]
     init = rec.init_loss if _finite(rec.init_loss) else (finite_train[0] if finite_train else None)
     expected = rec.expected_init_loss
