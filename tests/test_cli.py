@@ -311,3 +311,11 @@ def test_default_main_job_reaches_target_accuracy(cli, tmp_path):
     s = _summary(runs[0])
     assert s["epochs"] == 30
     assert s["test/accuracy"] >= 0.985, s["test/accuracy"]
+
+
+def test_positionals_may_follow_options(cli, tmp_path):
+    (tmp_path / "my.yaml").write_text("train:\n  epochs: 1\n")
+    proc = cli("train", "my.yaml", "--preset", "iris-mlp", "optim.lr=0.01", "--run-dir", "R", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    cfg = (tmp_path / "R" / "config.yaml").read_text()
+    assert "name: iris-mlp" in cfg and "lr: 0.01" in cfg and "epochs: 1" in cfg

@@ -39,6 +39,25 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def allow_intermixed(parser: argparse.ArgumentParser) -> None:
+    """Let ``train CONFIG.yaml --preset NAME key=value --quiet`` (and tune, distill, …) parse: plain argparse rejects positionals split
+    by an option ("unrecognized arguments"); ``parse_known_intermixed_args`` accepts them."""
+
+    class Intermixed(type(parser)):  # type: ignore[misc]
+        _busy = False  # Python ≤ 3.12 implements intermixed parsing by calling parse_known_args itself
+
+        def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN202 - argparse's signature
+            if self._busy:
+                return super().parse_known_args(args, namespace)
+            self._busy = True
+            try:
+                return self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._busy = False
+
+    parser.__class__ = Intermixed
+
+
 def _split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
     config, overrides = None, []
     for item in items:
@@ -257,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar or tables; print only the result lines")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its newest valid checkpoint")
     t.set_defaults(func=cmd_train)
+    allow_intermixed(t)
 
     r = sub.add_parser("resume", help="continue a run from its newest valid checkpoint (= train --resume)",
                        description="Continue RUN_DIR from its newest valid checkpoint. Torn or corrupted checkpoints "
@@ -323,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     ob.add_argument("--steps", type=int, default=200, help="optimizer steps on the batch (200)")
     ob.add_argument("--json", action="store_true", help="print the result as JSON")
     ob.set_defaults(func=cmd_overfit_batch)
+    allow_intermixed(ob)
 
     rp = sub.add_parser("report", help="write a self-contained report.html for a run",
                         description="Write RUN_DIR/report.html: curves, lr, gradient norms, dead units, confusion "
@@ -341,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--end-lr", type=float, default=10.0)
     lf.add_argument("--steps", type=int, default=100)
     lf.set_defaults(func=cmd_lr_find)
+    allow_intermixed(lf)
 
     ds = sub.add_parser("distill", help="train a small student from a finished teacher run",
                         description="Knowledge distillation: the student (the teacher's config, or --preset/CONFIG, "
@@ -357,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--run-dir", help="output directory (must not exist); default runs/<name>-distill-<timestamp>")
     ds.add_argument("--quiet", action="store_true", help="no progress bars")
     ds.set_defaults(func=cmd_distill)
+    allow_intermixed(ds)
 
     # Command families that live in their own packages (each imports torch only inside its commands).
     from trainwise.deploy.commands import add_commands as add_deploy_commands

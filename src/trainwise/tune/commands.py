@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from trainwise.cli import allow_intermixed
+
 EPILOG = """\
 examples:
   trainwise tune --preset iris-mlp --trials 20                      # default space around the preset
@@ -49,23 +51,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - arg
     t.add_argument("--out", metavar="DIR", help="output directory (default runs/tune-<study>)")
     t.add_argument("--worker", help=argparse.SUPPRESS)  # internal: PARENT:INDEX:QUOTA of a worker process
     t.set_defaults(func=cmd_tune)
-    _allow_intermixed(t)
-
-
-def _allow_intermixed(parser: argparse.ArgumentParser) -> None:
-    """Let ``tune CONFIG.yaml --preset NAME key=value --trials N`` parse: plain argparse rejects positionals split
-    by an option ("unrecognized arguments"); ``parse_known_intermixed_args`` accepts them."""
-
-    class Intermixed(type(parser)):  # type: ignore[misc]
-        _busy = False  # Python ≤ 3.12 implements intermixed parsing by calling parse_known_args itself
-
-        def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN202 - argparse's signature
-            if self._busy:
-                return super().parse_known_args(args, namespace)
-            self._busy = True
-            try:
-                return self.parse_known_intermixed_args(args, namespace)
-            finally:
-                self._busy = False
-
-    parser.__class__ = Intermixed
+    allow_intermixed(t)
