@@ -225,3 +225,16 @@ def test_multilabel_trains_with_bce_and_beats_the_all_negative_predictor(tmp_pat
     dest = predict_run(tmp_path / "run", tmp_path / "x.npz")
     header = dest.read_text().splitlines()[0].split(",")
     assert header[:2] == ["label_0", "prob_0"] and len(header) == 10
+
+
+def test_evaluate_and_report_work_on_a_paradigm_run(tmp_path):
+    from trainwise.config import compose
+    from trainwise.doctor.report import write_report
+    from trainwise.runner import evaluate_run, train
+
+    cfg = compose(preset="digits-vae", overrides=["device=cpu", "train.epochs=2", "model.hidden=[32]"])
+    r = train(cfg, run_dir=tmp_path / "run", quiet=True)
+    again = evaluate_run(tmp_path / "run", "test")
+    assert again["elbo"] == pytest.approx(r.summary["test/elbo"], rel=1e-6)
+    html = write_report(tmp_path / "run").read_text()
+    assert "no prediction plot for a vae run" in html

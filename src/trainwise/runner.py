@@ -246,7 +246,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, float]:
         raise TrainwiseError(f"run '{rd}' has no {split} split (its fraction was 0)")
     device = resolve_device(cfg.device)
     model.to(device)
-    task = make_task(prep.task, splits.num_classes, 0.0, prep.y_mean, prep.y_std)
+    task = make_task(prep.task, splits.num_classes, 0.0, prep.y_mean, prep.y_std, cfg=cfg)  # the run's paradigm
     loader = make_loader((part.x, part.y), cfg.data.eval_batch_size, shuffle=False, drop_last=False, seed=cfg.seed,
                          device=device)
     return evaluate(model, loader, task, resolve_precision(cfg.precision, device), device)

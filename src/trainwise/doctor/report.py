@@ -424,6 +424,10 @@ def _predictions(rd: Path) -> tuple[str, str, str]:
         return "confusion", "Confusion matrix", _note(
             "predictions not available: the saved weights do not match the model in config.yaml (a run made by "
             f"fit() with a model object records only the default model section): {str(exc).splitlines()[0]}")
+    if cfg.paradigm.name not in ("supervised", "distill") or prep.task not in ("classification", "regression"):
+        return "confusion", "Predictions", _note(
+            f"no prediction plot for a {cfg.paradigm.name} run ({prep.task} data): its metrics are in the curves "
+            "and the summary above")
     split_name, part = ("test", splits.test) if splits.test is not None else ("val", splits.val)
     if part is None:
         return "confusion", "Confusion matrix", _note("predictions not available: the run has no test or val split")
