@@ -116,6 +116,8 @@ def lr_find(cfg: DictConfig, out_dir: Path, *, start_lr: float = 1e-7, end_lr: f
     if out.exists() and not out.is_dir():
         raise TrainwiseError(f"--out '{out}' exists and is not a directory")
 
+    if cfg.paradigm.name != "supervised":  # its loss-vs-lr / loss→0 readings assume a supervised loss
+        raise TrainwiseError(f"lr-find supports supervised configs; this one is paradigm.name={cfg.paradigm.name}")
     # Exactly runner.train's construction, so the sweep starts from the run's own initialisation and data order.
     splits, model, device, precision = setup(cfg)
     d, t, o = cfg.data, cfg.train, cfg.optim

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from trainwise.errors import TrainwiseError
 from trainwise.runner import setup
 from trainwise.tasks.base import make_task
 from trainwise.train.optim import build_optimizer
@@ -21,6 +22,8 @@ from trainwise.train.step import Stepper
 
 
 def overfit_batch(cfg: DictConfig, steps: int = 200, threshold: float = 0.05) -> dict[str, Any]:
+    if cfg.paradigm.name != "supervised":  # its loss-vs-lr / loss→0 readings assume a supervised loss
+        raise TrainwiseError(f"doctor overfit-batch supports supervised configs; this one is paradigm.name={cfg.paradigm.name}")
     splits, model, device, precision = setup(cfg)
     bs = min(cfg.data.batch_size, len(splits.train))
     x, y = splits.train.x[:bs].to(device), splits.train.y[:bs].to(device)
