@@ -294,3 +294,26 @@ def test_evaluate_missing_dir(cli, untouched):
     untouched.take()
     assert_user_error(cli("evaluate", "no-such-run"), "no-such-run")
     untouched()
+
+
+# ---- paradigms, synthetic data, transfer ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("overrides", "needles"), [
+    (["paradigm.name=vae"], ("vae", "model.name=vae")),  # a classifier cannot be a VAE
+    (["paradigm.name=gann"], ("paradigm.name", "gan")),
+    (["data.source=adding", "data.options.lenght=5"], ("lenght", "length")),
+    (["data.options.length=5"], ("data.options",)),  # options on a non-synthetic source
+    (["data.holdout_class=42", "paradigm.name=autoencoder", "model.name=autoencoder"], ("holdout_class=42",)),
+    (["data.classes=[1]"], ("data.classes",)),
+    (["model.init_from=nowhere.safetensors"], ("nowhere.safetensors",)),
+    (["paradigm.name=distill"], ("distill.teacher",)),
+])
+def test_paradigm_and_data_mistakes(cli, untouched, overrides, needles):
+    _train_error(cli, untouched, *overrides, needles=needles)
+
+
+@pytest.mark.parametrize("command", [["lr-find", "--preset", "digits-vae"],
+                                     ["doctor", "overfit-batch", "--preset", "digits-gan"]])
+def test_diagnostic_experiments_refuse_non_supervised_configs(cli, untouched, command):
+    assert_user_error(cli(*command), "supports supervised configs")
