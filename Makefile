@@ -20,11 +20,11 @@ run: $(STAMP)
 	$(BIN)/trainwise train
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks recipes
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks recipes
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loop.py
