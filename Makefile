@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-venv bench-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,8 +26,30 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks recipes
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_loop.py
+# Benchmarks run in their own environment, which also holds the peers (lightning, accelerate) pinned to the same
+# torch; the test environment above never needs them. Timed runs hold a lock so two benchmarks never overlap.
+BENCH_VENV := .venv-bench
+BBIN := $(BENCH_VENV)/bin
+BPIP := $(BBIN)/pip install -c constraints.txt
+BSTAMP := $(BENCH_VENV)/.installed
+BENCH_LOCK := $(shell command -v flock >/dev/null 2>&1 && echo flock /tmp/trainwise-bench.lock)
+
+$(BSTAMP): pyproject.toml constraints.txt benchmarks/requirements.txt
+	test -x $(BBIN)/python || $(PY) -m venv $(BENCH_VENV)
+	$(BPIP) --upgrade pip
+	$(BPIP) torch==2.13.0
+	$(BPIP) -e '.[deploy]' -r benchmarks/requirements.txt
+	touch $(BSTAMP)
+
+bench-venv: $(BSTAMP)
+
+bench: $(BSTAMP)
+	$(BENCH_LOCK) $(BBIN)/python benchmarks/bench_loop.py
+	$(BENCH_LOCK) $(BBIN)/python benchmarks/bench_peers.py
+	$(BBIN)/python benchmarks/bench_gpu.py
+
+bench-quick: $(BSTAMP)
+	$(BENCH_LOCK) $(BBIN)/python benchmarks/bench_peers.py --quick
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) build src/*.egg-info

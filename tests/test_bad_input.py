@@ -317,3 +317,23 @@ def test_paradigm_and_data_mistakes(cli, untouched, overrides, needles):
                                      ["doctor", "overfit-batch", "--preset", "digits-gan"]])
 def test_diagnostic_experiments_refuse_non_supervised_configs(cli, untouched, command):
     assert_user_error(cli(*command), "supports supervised configs")
+
+
+def test_misspelt_monitor_is_one_line_not_a_silent_fallback(cli, tmp_path):
+    # Checked at the first epoch end, before any weights are selected by it (so the run directory exists but holds
+    # no best/final weights); before the check the train loss silently stood in for an unknown metric.
+    proc = cli("train", "--preset", "wine-mlp", "train.epochs=2", "train.monitor=val/acc", "--run-dir", "R", "--quiet")
+    assert_user_error(proc, "train.monitor=val/acc", "val/accuracy")
+    assert not (tmp_path / "R" / "final.safetensors").exists()
+
+
+def test_val_metric_without_val_split_selects_by_train_loss(tmp_path):
+    import json
+
+    from trainwise.config import compose
+    from trainwise.runner import train
+
+    cfg = compose(preset="wine-mlp", overrides=["train.epochs=2", "train.monitor=val/auroc", "data.val_fraction=0"])
+    r = train(cfg, run_dir=tmp_path / "r", quiet=True)
+    assert r.summary["monitor"] == "train/loss"  # not train/auroc (never reported) with max-is-best inverted
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["best_epoch"] is not None

@@ -65,7 +65,8 @@ def hand_loop(model: torch.nn.Module, data: dict, epochs: int, accumulate: int =
     n = len(x)
     steps = -(-n // BATCH)
     sizes = [min(BATCH, n - i * BATCH) for i in range(steps)]
-    opt = torch.optim.AdamW(hand_groups(model), lr=LR, betas=(0.9, 0.999), eps=1e-8)
+    # fused: trainwise's default on CPU (optim.fused=null → auto); the hand-written loop picks the same kernel
+    opt = torch.optim.AdamW(hand_groups(model), lr=LR, betas=(0.9, 0.999), eps=1e-8, fused=True)
     params = [p for p in model.parameters() if p.requires_grad]
     opt.zero_grad(set_to_none=True)
     losses, snapshots = [], []

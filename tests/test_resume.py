@@ -183,10 +183,19 @@ def test_resume_skips_torn_newest_checkpoint(tmp_path: Path) -> None:
     assert (run / "final.safetensors").read_bytes() == ref_final
 
 
+def test_resuming_a_finished_run_is_refused(digits_run: Path, snap) -> None:
+    before = snap(digits_run)
+    p = _run(_cmd("resume", str(digits_run)), digits_run.parent, check=False)
+    assert p.returncode == 2
+    assert p.stderr.startswith("error: ") and "already finished" in p.stderr and "init_from" in p.stderr
+    assert snap(digits_run) == before  # nothing rewritten
+
+
 def test_resume_without_valid_checkpoint_exits_2(tmp_path: Path) -> None:
     _run(_cmd("train", "--preset", "digits-mlp", "train.epochs=1", "--run-dir", "run", "--quiet"), tmp_path)
     for c in list_checkpoints(tmp_path / "run" / "checkpoints"):
         (c / "manifest.json").unlink()
+    (tmp_path / "run" / "summary.json").unlink()  # as if killed before the end: a finished run is refused earlier
     p = _run(_cmd("train", "--resume", "run"), tmp_path, check=False)
     assert p.returncode == 2
     assert p.stderr.strip().startswith("error: no valid checkpoint")

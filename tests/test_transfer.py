@@ -77,6 +77,23 @@ def test_freeze_epochs_keep_the_backbone_fixed_then_train_it():
     assert seen == [True, True, False]
 
 
+def test_frozen_epochs_keep_batchnorm_running_statistics():
+    cfg = compose(preset="digits-mlp", overrides=["model.hidden=[32]", "model.norm=batch", "device=cpu"])
+    splits = load_data(cfg)
+    model = trainwise.create_model("mlp", (64,), 10, hidden=[32], norm="batch")
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    seen: list[bool] = []
+    start = bn.running_mean.clone()
+
+    def watch(event: dict) -> None:
+        if event.get("epoch_end"):
+            seen.append(torch.equal(bn.running_mean, start))
+
+    trainwise.fit(model, splits, config=cfg, run_dir=None, callbacks=[watch],
+                  **{"train.epochs": 3, "train.freeze_epochs": 2, "train.early_stopping": False})
+    assert seen == [True, True, False]  # frozen body: statistics kept; unfrozen: they move again
+
+
 def test_class_subset_is_relabelled_and_label_fraction_subsamples_train():
     full = load_data(compose(preset="digits-mlp"))
     cfg = compose(preset="digits-mlp", overrides=["data.classes=[5,6,7,8,9]", "data.label_fraction=0.1"])

@@ -21,7 +21,8 @@ examples:
   trainwise train data.source=csv data.path=data.csv data.target=label model.name=mlp
 
 config keys (key=value, dotted): name, seed, device (auto|cpu|cuda|mps), precision (auto|32|bf16-mixed|16-mixed),
-compile, data.* (source, path, target, task, val_fraction, test_fraction, standardize, batch_size, eval_batch_size,
+compile, profile (step-time breakdown into RUN_DIR/profile.json),
+data.* (source, path, target, task, val_fraction, test_fraction, standardize, batch_size, eval_batch_size,
 loader, num_workers, pin_memory, persistent_workers, prefetch_factor, drop_last, augment, holdout_class, classes,
 label_fraction, options), model.* (name and the
 model's arguments: see 'trainwise models'), optim.* (name, lr, weight_decay, momentum, nesterov, beta1, beta2, eps,
@@ -83,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config, overrides = _split_train_args(args.items)
         cfg = compose(config, args.preset, overrides)  # config errors answer before torch is imported
-        if args.run_dir is not None:
+        if args.run_dir is not None and _rank() == 0:  # under torchrun, rank 0 creates it; the others follow
             from trainwise.run.paths import check_new_run_dir
 
             check_new_run_dir(args.run_dir)
@@ -120,7 +121,16 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (0 otherwise), read before torch.distributed is set up."""
+    import os
+
+    return int(os.environ.get("RANK", "0") or 0)
+
+
 def _print_result(result, quiet: bool) -> None:  # noqa: ANN001 - FitResult, imported lazily
+    if _rank() != 0:  # one process reports for the whole data-parallel job
+        return
     s = result.summary
     main = f"test/{s['main_metric']}"
     shown = {k: v for k, v in s.items() if k.startswith("test/")}
@@ -404,7 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     except TrainingInterrupted as exc:
-        sys.stderr.write(f"{exc}\n")
+        if _rank() == 0:
+            sys.stderr.write(f"{exc}\n")
         return 128 + exc.signum
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")

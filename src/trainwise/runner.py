@@ -176,6 +176,11 @@ def resume(run_dir: str | Path, quiet: bool = False) -> FitResult:
     if not (rd / "config.yaml").is_file():
         raise TrainwiseError(f"'{rd}' is not a run directory (no config.yaml); give a directory made by "
                              "'trainwise train'")
+    if (rd / "summary.json").is_file():  # the run ended (all epochs, early stopping, a callback, …)
+        done = json.loads((rd / "summary.json").read_text())
+        raise TrainwiseError(f"'{rd}' already finished ({done.get('epochs')} epochs, stopped: "
+                             f"{done.get('stopped')}); nothing to resume. To train further, start a new run from its "
+                             f"weights: trainwise train … model.init_from={rd}")
     cfg = compose(rd / "config.yaml")
     splits = load_data(cfg)
     seed_everything(cfg.seed)

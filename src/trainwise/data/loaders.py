@@ -13,6 +13,11 @@ Two paths with one interface (``set_epoch(e)``, iteration yields ``(x, y)`` on t
   what lets a run resume mid-epoch bit-exactly with ``num_workers > 0``.
 
 Both support ``set_epoch(epoch, start=k)``: iteration then begins at batch ``k`` of that epoch (resume).
+
+Both shard for data-parallel training (``rank``, ``world``): every rank draws the same global permutation, pads it
+by wrapping to a multiple of ``world`` (as ``DistributedSampler`` does) and keeps positions ``rank::world``. Batch
+``i`` of the W ranks together is then exactly batch ``i`` of one process with a W× larger batch, which is what makes
+W processes × batch B equivalent to 1 process × batch W·B.
 """
 
 from __future__ import annotations
@@ -34,11 +39,25 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63 - 1)
 
 
+def shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's part of a global order: padded by wrapping to a multiple of ``world``, positions ``rank::world``."""
+    if world == 1:
+        return order
+    pad = -len(order) % world
+    if pad:
+        order = torch.cat([order, order[:pad]])
+    return order[rank::world]
+
+
+def shard_size(n: int, world: int) -> int:
+    return -(-n // world)
+
+
 class InMemoryLoader:
     """Batched indexing over tensors already on ``device``."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool, drop_last: bool,
-                 seed: int, device: torch.device) -> None:
+                 seed: int, device: torch.device, rank: int = 0, world: int = 1) -> None:
         if len(x) == 0:
             raise TrainwiseError("the dataset is empty")
         if drop_last and len(x) < batch_size:
@@ -48,26 +67,28 @@ class InMemoryLoader:
         self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
         self.device = device
         self.epoch, self.start = 0, 0
+        self.rank, self.world = rank, world
+        self.num_samples = shard_size(len(x), world)  # this rank's samples per epoch
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
     def __len__(self) -> int:
-        n = len(self.x)
+        n = self.num_samples
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def order(self) -> torch.Tensor:
-        """This epoch's sample order, (N,) int64 on the device."""
+        """This epoch's sample order for this rank, (num_samples,) int64 on the device."""
         n = len(self.x)
         if not self.shuffle:
-            return torch.arange(n, device=self.device)
+            return shard(torch.arange(n, device=self.device), self.rank, self.world)
         g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        return torch.randperm(n, generator=g).to(self.device)
+        return shard(torch.randperm(n, generator=g), self.rank, self.world).to(self.device)
 
     def __iter__(self) -> Iterator[Batch]:
         idx = self.order()
         bs = self.batch_size
-        if not self.shuffle:  # contiguous views, no gather
+        if not self.shuffle and self.world == 1:  # contiguous views, no gather
             for i in range(self.start, len(self)):
                 yield self.x[i * bs:(i + 1) * bs], self.y[i * bs:(i + 1) * bs]
             return
@@ -83,20 +104,22 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 class EpochSampler(Sampler):
     """Yields ``(epoch, index)`` pairs: this epoch's order (seeded by ``(seed, epoch)``) from sample ``start`` on."""
 
-    def __init__(self, n: int, seed: int, shuffle: bool) -> None:
+    def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1) -> None:
         self.n, self.seed, self.shuffle = n, seed, shuffle
         self.epoch, self.start = 0, 0
+        self.rank, self.world = rank, world
+        self.num_samples = shard_size(n, world)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch)))
         else:
             order = torch.arange(self.n)
-        for i in order[self.start:].tolist():
+        for i in shard(order, self.rank, self.world)[self.start:].tolist():
             yield self.epoch, i
 
     def __len__(self) -> int:
-        return self.n - self.start
+        return self.num_samples - self.start
 
 
 class SampleSeeded(Dataset):
@@ -137,7 +160,8 @@ class DeviceDataLoader:
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
                  device: torch.device, num_workers: int = 0, pin_memory: bool | None = None,
-                 persistent_workers: bool | None = None, prefetch_factor: int | None = None) -> None:
+                 persistent_workers: bool | None = None, prefetch_factor: int | None = None, rank: int = 0,
+                 world: int = 1) -> None:
         n = len(dataset)  # type: ignore[arg-type]
         if n == 0:
             raise TrainwiseError("the dataset is empty")
@@ -146,7 +170,8 @@ class DeviceDataLoader:
                                  "data.drop_last=true; lower data.batch_size or set data.drop_last=false")
         self.n, self.seed, self.device, self.epoch = n, seed, device, 0
         self.batch_size, self.drop_last = batch_size, drop_last
-        self.sampler = EpochSampler(n, seed, shuffle)
+        self.sampler = EpochSampler(n, seed, shuffle, rank, world)
+        self.num_samples = self.sampler.num_samples  # this rank's samples per epoch
         pin = device.type == "cuda" if pin_memory is None else pin_memory
         self.non_blocking = pin and device.type == "cuda"
         kwargs = {}
@@ -166,7 +191,8 @@ class DeviceDataLoader:
 
     def __len__(self) -> int:
         """Batches in a whole epoch (independent of the start offset)."""
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        n = self.num_samples
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def peek(self, k: int = 2) -> Batch:
         """The first ``k`` samples, loaded in this process (no worker start-up, no RNG consumed)."""
@@ -185,15 +211,16 @@ class DeviceDataLoader:
 def make_loader(data: torch.utils.data.Dataset | tuple[torch.Tensor, torch.Tensor], batch_size: int, *,
                 shuffle: bool, drop_last: bool, seed: int, device: torch.device, mode: str = "auto",
                 num_workers: int = 0, pin_memory: bool | None = None, persistent_workers: bool | None = None,
-                prefetch_factor: int | None = None) -> InMemoryLoader | DeviceDataLoader:
-    """Pick the in-memory fast path for tensors (``mode=auto|memory``) and the DataLoader path otherwise."""
+                prefetch_factor: int | None = None, rank: int = 0, world: int = 1) -> InMemoryLoader | DeviceDataLoader:
+    """Pick the in-memory fast path for tensors (``mode=auto|memory``) and the DataLoader path otherwise;
+    ``rank``/``world`` shard it for data-parallel training."""
     if isinstance(data, tuple) and mode in ("auto", "memory") and num_workers == 0:
         return InMemoryLoader(data[0], data[1], batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
-                              device=device)
+                              device=device, rank=rank, world=world)
     if isinstance(data, tuple):
         data = torch.utils.data.TensorDataset(*data)
     elif mode == "memory":
         raise TrainwiseError("data.loader=memory needs tensors or arrays; a Dataset goes through data.loader=dataloader")
     return DeviceDataLoader(data, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device,
                             num_workers=num_workers, pin_memory=pin_memory, persistent_workers=persistent_workers,
-                            prefetch_factor=prefetch_factor)
+                            prefetch_factor=prefetch_factor, rank=rank, world=world)

@@ -39,6 +39,11 @@ def activation_stats(module: nn.Module, out: torch.Tensor) -> dict[str, torch.Te
     return stats
 
 
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    """An FSDP DTensor statistic (a norm reduced over shards) as a plain tensor; plain tensors unchanged."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
 class Monitor:
     def __init__(self, model: nn.Module, every: int, path: Path | None, hooks: bool = True,
                  truncate_to: int | None = None) -> None:
@@ -88,8 +93,9 @@ class Monitor:
         names = [n for n, _ in self.layers]
         w_norm = [m.weight.detach().norm() for _, m in self.layers]
         upd = [(m.weight.detach() - b).norm() / (wn + 1e-12) for (_, m), b, wn in zip(self.layers, self._before, w_norm)]
-        flat = torch.stack([*self._grad_norms, *upd, *w_norm, loss.detach().float().reshape(()),
-                            (grad_norm if grad_norm is not None else loss.new_full((), float("nan"))).float()])
+        flat = torch.stack([_plain(v) for v in (*self._grad_norms, *upd, *w_norm)]
+                           + [loss.detach().float().reshape(()),
+                              _plain(grad_norm if grad_norm is not None else loss.new_full((), float("nan"))).float()])
         act_keys = [(n, k) for n, d in self._act.items() for k in d]
         act_vals = torch.stack([self._act[n][k].float() for n, k in act_keys]) if act_keys else None
         values = flat.tolist()  # the one sync of a sampled step

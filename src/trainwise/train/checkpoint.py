@@ -7,10 +7,11 @@ Layout: ``RUN_DIR/checkpoints/step-00000123/`` holding
 * ``state.json`` — everything else as plain JSON (positions, counters, scheduler/scaler state, history, config);
 * ``manifest.json`` — sha256 and size of every other file, written last: it is the commit marker.
 
-A checkpoint is written into a hidden temporary folder next to its final name, every file fsynced, the manifest
-written and fsynced, the folder renamed into place with ``os.replace`` and the parent directory fsynced. A folder
-without a manifest, or whose hashes do not match, is never loaded. Old checkpoints are pruned only after the new one
-has been verified on disk.
+A checkpoint is written into a hidden temporary folder next to its final name, every file serialised in memory,
+hashed from those bytes, written and fsynced once, the manifest written and fsynced, the folder renamed into place
+with ``os.replace`` and the parent directory fsynced. A folder without a manifest, or whose hashes do not match, is
+never loaded: loading re-hashes every file. Old checkpoints are pruned only after the new one has been checked on disk
+(its manifest as written, every file at full size).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as _serialise
 
 from trainwise.errors import TrainwiseError
 
@@ -56,6 +58,21 @@ def _fsync_dir(path: Path) -> None:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
+
+
+def _write_bytes(path: Path, blob: bytes) -> dict[str, Any]:
+    """Write ``blob``, fsync it, and return its manifest entry, hashed from memory (no second pass over the file)."""
+    with open(path, "wb") as f:
+        f.write(blob)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+
+
+def save_file(tensors: dict[str, torch.Tensor], path: str) -> dict[str, Any]:
+    """One tensor file of a checkpoint: serialised to bytes in memory, written and fsynced once; returns its manifest
+    entry. (The fault-injection tests replace this function to simulate a full disk.)"""
+    return _write_bytes(Path(path), _serialise(tensors))
 
 
 # ---- optimizer state <-> (tensors, JSON) ------------------------------------------------------------------------
@@ -107,25 +124,33 @@ def _cpu(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def write_checkpoint(ckpt_root: Path, step: int, data: CheckpointData) -> Path:
     """Write a checkpoint transactionally; returns its final folder."""
+    return _write_checkpoint(ckpt_root, step, data)[0]
+
+
+def _write_checkpoint(ckpt_root: Path, step: int,
+                      data: CheckpointData) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """``write_checkpoint``, also returning the manifest's file entries (hashed from the bytes written)."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"{PREFIX}{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".tmp-{final.name}-"))
     try:
+        # Each file is serialised in memory, hashed from those bytes and written + fsynced once: one pass over the
+        # data instead of three (write, re-read to hash, re-read to verify).
         files: dict[str, dict[str, Any]] = {}
         for stem, tensors in data.tensors.items():
             path = tmp / f"{stem}.safetensors"
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
-            _fsync_file(path)
-        state_path = tmp / "state.json"
-        state_path.write_text(data.state if isinstance(data.state, str) else json.dumps(data.state))
-        _fsync_file(state_path)
+            entry = save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+            if not isinstance(entry, dict):  # a replacement writer that returns nothing: hash what it wrote
+                _fsync_file(path)
+                entry = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+            files[path.name] = entry
+        state = data.state if isinstance(data.state, str) else json.dumps(data.state)
+        files["state.json"] = _write_bytes(tmp / "state.json", state.encode())
         if _WRITE_DELAY:  # test hook: widen the window in which a kill lands mid-write
             time.sleep(_WRITE_DELAY)
-        for path in sorted(tmp.iterdir()):
-            files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
-        manifest = tmp / MANIFEST
-        manifest.write_text(json.dumps({"format": "trainwise-checkpoint-1", "step": step, "files": files}))
-        _fsync_file(manifest)
+        files = dict(sorted(files.items()))  # the manifest lists files by name, as it always has
+        _write_bytes(tmp / MANIFEST, json.dumps({"format": "trainwise-checkpoint-1", "step": step,
+                                                 "files": files}).encode())
         _fsync_dir(tmp)
         if final.exists():  # same step written again (e.g. epoch end right after an every_steps save)
             shutil.rmtree(final)
@@ -134,14 +159,17 @@ def write_checkpoint(ckpt_root: Path, step: int, data: CheckpointData) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
+    return final, files
 
 
 # ---- reading ------------------------------------------------------------------------------------------------------
 
 
-def verify(folder: Path) -> str | None:
-    """None if the checkpoint is complete and every hash matches, else the reason it is not."""
+def verify(folder: Path, hashes: bool = True) -> str | None:
+    """None if the checkpoint is complete and every hash matches, else the reason it is not.
+
+    ``hashes=False`` checks the manifest, every file's presence and size, but not its sha256.
+    """
     man = folder / MANIFEST
     if not man.is_file():
         return "no manifest (write did not finish)"
@@ -156,9 +184,24 @@ def verify(folder: Path) -> str | None:
             return f"{name} missing"
         if p.stat().st_size != meta["bytes"]:
             return f"{name} truncated ({p.stat().st_size} of {meta['bytes']} bytes)"
-        if _sha256(p) != meta["sha256"]:
+        if hashes and _sha256(p) != meta["sha256"]:
             return f"{name} corrupted (sha256 mismatch)"
     return None
+
+
+def verify_written(folder: Path, known: dict[str, dict[str, Any]]) -> str | None:
+    """The check right after a write: the manifest on disk lists exactly the entries ``known`` computed from the
+    bytes written, and every file is there at its full size. The files are not re-read and re-hashed: a read right
+    after the write is served from the page cache, so it would hash the same bytes again and could not see a media
+    error. Loading (``read_checkpoint``, ``latest_valid``, resume, rollback) always re-hashes every file."""
+    reason = verify(folder, hashes=False)
+    if reason is not None:
+        return reason
+    try:
+        on_disk = json.loads((folder / MANIFEST).read_text())["files"]
+    except (OSError, json.JSONDecodeError, KeyError, UnicodeDecodeError):
+        return "manifest unreadable"
+    return None if on_disk == known else "manifest does not match the files written"
 
 
 def list_checkpoints(ckpt_root: Path) -> list[Path]:
@@ -260,12 +303,33 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any],
 # ---- the loop's checkpointer ----------------------------------------------------------------------------------------
 
 
+def _write_inline() -> bool:
+    """Write checkpoints on the training thread when torch's intra-op threads already occupy every usable core.
+
+    A background writer only helps when a core is free for it. With torch on all cores it competes with the training
+    steps instead: on the 2-core benchmark machine (torch: 2 threads) `benchmarks/bench_loop.py`'s digits MLP, 10
+    epochs with a checkpoint at each epoch end, measured background 57.3 vs inline 51.9 ms/epoch with the previous
+    writer (A/B at f7025cf), and with this one background 44.7 vs inline 40.8 ms/epoch (A/B, 9 interleaved rounds)
+    and 45.0 vs 41.1 in the benchmark itself, whose `trainwise background writer` row repeats the A/B in every run
+    (benchmarks/RESULTS.md).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores <= torch.get_num_threads()
+
+
 class Checkpointer:
     """Saves and restores the complete training state of one run (see the module docstring for the format)."""
 
     def __init__(self, run_dir: Path, cfg: Any, model: torch.nn.Module, stepper: Any, st: Any,
-                 generators: dict[str, torch.Generator], reporter: Any, task: Any = None) -> None:
+                 generators: dict[str, torch.Generator], reporter: Any, task: Any = None, dist: Any = None) -> None:
+        from trainwise.train.distributed import DistContext
+
         self.task = task  # a paradigm's own state (e.g. a GAN discriminator's optimizer) travels too
+        # DDP: every rank snapshots (its RNG streams are gathered into rank 0's checkpoint); only rank 0 writes.
+        self.dist = dist if dist is not None else DistContext()
         self.root = run_dir / "checkpoints"
         self.cfg, self.model, self.stepper, self.st = cfg, model, stepper, st
         self.generators, self.reporter = generators, reporter
@@ -286,8 +350,19 @@ class Checkpointer:
 
         opt_tensors, opt_plain = flatten_optimizer(self.stepper.optimizer.state_dict())
         rng_tensors, rng_plain = rng_state(self.generators)
+        mix_state = mix_rng.bit_generator.state if mix_rng is not None else None
         extra = {f"rng.{k}": v for k, v in rng_tensors.items()}
         extra.update(self.st.tensors())
+        ranks: list[dict[str, Any]] = []
+        if self.dist.enabled:
+            # Per-rank state under "rank{r}." names: RNG streams (dropout, augmentation, mixing) and the accumulators
+            # of the rank's own shard (per-step losses, correct counts) that the epoch's train metrics still need.
+            mine = dict(extra)
+            for r, (t_r, plain_r, mix_r) in enumerate(self.dist.gather(
+                    ({k: v.cpu() for k, v in mine.items() if k.startswith(("rng.", "acc."))}, rng_plain, mix_state))):
+                if r:
+                    extra.update({f"rank{r}.{k}": v for k, v in t_r.items()})
+                    ranks.append({"rng": plain_r, "mix_rng": mix_r})
         extra["acc.fp16_skipped"] = self.stepper._skipped  # noqa: SLF001
         if self.stepper.ema is not None:
             extra.update({f"ema.{k}": v for k, v in self.stepper.ema.state_dict().items()})
@@ -298,7 +373,9 @@ class Checkpointer:
             "task": task_plain,
             "loop": self.st.plain(),
             "rng": rng_plain,
-            "mix_rng": mix_rng.bit_generator.state if mix_rng is not None else None,
+            "mix_rng": mix_state,
+            "world_size": self.dist.world,
+            "ranks": ranks,  # ranks 1.. of a DDP run; rank 0's streams are the top-level "rng" / "mix_rng"
             "optimizer": opt_plain,
             "scheduler": self.stepper.schedule.state_dict(),
             "scaler": self.stepper.scaler.state_dict() if self.stepper.scaler is not None else None,
@@ -317,18 +394,21 @@ class Checkpointer:
 
     def save(self, mix_rng: Any, best: bool = False,
              best_weights: dict[str, torch.Tensor] | None = None) -> None:
-        """Snapshot the state now (a copy to CPU, serialised to JSON) and write it in the background.
+        """Snapshot the state now (a copy to CPU, serialised to JSON) and write it in the background, or right away
+        where a background thread would only compete with torch for the cores (``_write_inline``).
 
-        Writing and fsyncing overlap with the next steps; at most one write is in flight (a new save first waits for
-        the previous one). ``best_weights`` also refreshes ``best.safetensors`` in the same background job. A failed
-        write (disk full, permissions) leaves the previous checkpoint intact; it is reported at the next save or at
-        ``wait()``, then training continues or stops as configured.
+        In the background, writing and fsyncing overlap with the next steps; at most one write is in flight (a new
+        save first waits for the previous one). ``best_weights`` also refreshes ``best.safetensors`` in the same job.
+        A failed write (disk full, permissions) leaves the previous checkpoint intact; it is reported at the next save
+        or at ``wait()`` (inline: at once), then training continues or stops as configured.
         """
         self.wait()
         previous_best = self.st.best_ckpt
         if best:  # recorded inside the checkpoint itself, so a resumed run keeps protecting it
             self.st.best_ckpt = f"{PREFIX}{self.st.global_step:08d}"
         data = self.snapshot(mix_rng)
+        if not self.dist.main:  # its part (RNG streams) went to rank 0 inside snapshot()
+            return
         data.tensors = {k: _cpu(v) for k, v in data.tensors.items()}
         data.state = json.dumps(data.state)
         best_copy = _cpu(best_weights) if best_weights is not None else None
@@ -339,18 +419,19 @@ class Checkpointer:
                 from trainwise.run.rundir import save_weights
 
                 save_weights(self.root.parent / "best.safetensors", best_copy)
-            folder = write_checkpoint(self.root, step, data)
-            reason = verify(folder)
+            folder, files = _write_checkpoint(self.root, step, data)
+            reason = verify_written(folder, files)
             if reason is not None:
                 raise OSError(f"written checkpoint does not verify: {reason}")
             prune(self.root, keep, {protect} if protect else set())
 
         self._pending = (step, previous_best)
-        self._thread = threading.Thread(target=self._run, args=(job,), name="trainwise-checkpoint", daemon=True)
-        self._thread.start()
+        self._start(job)
 
     def save_best(self, best_weights: dict[str, torch.Tensor]) -> None:
-        """Refresh ``best.safetensors`` in the background (when no checkpoint is due this epoch)."""
+        """Refresh ``best.safetensors`` (when no checkpoint is due this epoch), in the background like ``save``."""
+        if not self.dist.main:
+            return
         self.wait()
         copy = _cpu(best_weights)
 
@@ -360,6 +441,13 @@ class Checkpointer:
             save_weights(self.root.parent / "best.safetensors", copy)
 
         self._pending = None
+        self._start(job)
+
+    def _start(self, job: Any) -> None:
+        if _write_inline():
+            self._run(job)
+            self.wait()  # report a failure now rather than at the next save
+            return
         self._thread = threading.Thread(target=self._run, args=(job,), name="trainwise-checkpoint", daemon=True)
         self._thread.start()
 
@@ -371,10 +459,9 @@ class Checkpointer:
 
     def wait(self) -> None:
         """Block until the background write (if any) has finished, and deal with its failure."""
-        if self._thread is None:
-            return
-        self._thread.join()
-        self._thread = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
         exc, self._error = self._error, None
         if exc is None:
             return
@@ -390,6 +477,15 @@ class Checkpointer:
     def restore(self, folder: Path) -> None:
         data = read_checkpoint(folder)
         ex = data.tensors["extra"]
+        r = self.dist.rank
+        if r:  # this rank's own streams and accumulators replace rank 0's
+            pfx = f"rank{r}."
+            ex = {**ex, **{k[len(pfx):]: v for k, v in ex.items() if k.startswith(pfx)}}
+        world = int(data.state.get("world_size", 1))
+        if world != self.dist.world:
+            raise TrainwiseError(f"checkpoint {folder.name} was written by {world} process(es) but this run has "
+                                 f"{self.dist.world}; resume with the same number (torchrun --nproc_per_node="
+                                 f"{world}) — the data shards and RNG streams depend on it")
         self.model.load_state_dict(data.tensors["model"])
         self.stepper.optimizer.load_state_dict(unflatten_optimizer(data.tensors["optimizer"],
                                                                    data.state["optimizer"]))
@@ -406,14 +502,15 @@ class Checkpointer:
         self.st.load(data.state["loop"], ex, self.device)
         self.st.log_offset = data.state["log_offset"]
         self.st.monitor_offset = data.state.get("monitor_offset")
-        set_rng_state({k[len("rng."):]: v for k, v in ex.items() if k.startswith("rng.")}, data.state["rng"],
+        mine = data.state["ranks"][r - 1] if r else data.state
+        set_rng_state({k[len("rng."):]: v for k, v in ex.items() if k.startswith("rng.")}, mine["rng"],
                       self.generators)
         self.mix_rng_restored = None
-        if data.state["mix_rng"] is not None:
+        if mine["mix_rng"] is not None:
             import numpy as np
 
             rng = np.random.default_rng()
-            rng.bit_generator.state = data.state["mix_rng"]
+            rng.bit_generator.state = mine["mix_rng"]
             self.mix_rng_restored = rng
 
     def restore_latest(self) -> Path:
@@ -430,6 +527,7 @@ class Checkpointer:
     def rollback(self, lr_factor: float) -> bool:
         """Restore the newest valid checkpoint but keep the fault bookkeeping, and lower the lr."""
         self.wait()
+        self.dist.barrier()  # DDP: rank 0's write is on disk before any rank picks the newest checkpoint
         folder = latest_valid(self.root)
         if folder is None:
             return False

@@ -34,6 +34,14 @@ from trainwise.run.rundir import MetricsLog, new_run_dir, save_weights, versions
 from trainwise.tasks.base import Task, make_task, minimize
 from trainwise.train.augment import mix, random_shift
 from trainwise.train.checkpoint import Checkpointer
+from trainwise.train.distributed import (
+    from_env,
+    full_state_dict,
+    load_full_state_dict,
+    local_device,
+    rank_seed,
+    wrap,
+)
 from trainwise.train.optim import build_optimizer
 from trainwise.train.precision import autocast, grad_scaler, resolve_device, resolve_precision
 from trainwise.train.schedule import build_schedule
@@ -92,11 +100,18 @@ def _first_batch(loader: Loader) -> tuple[torch.Tensor, torch.Tensor]:
 
 def set_frozen(model: nn.Module, frozen: bool) -> None:
     """Transfer learning's first phase: only the head (the last ``nn.Linear``) trains. Frozen parameters get no
-    gradient, so the optimizer skips them (no update, no weight decay) without being rebuilt."""
+    gradient, so the optimizer skips them (no update, no weight decay) without being rebuilt. Batch-norm layers of a
+    frozen body also keep their running statistics (eval mode): those are buffers, which ``requires_grad`` does not
+    protect, and a few head-only epochs on new data would otherwise shift what the pretrained body normalises by.
+    Call after ``model.train()``."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     head = {id(p) for p in linears[-1].parameters()} if linears else set()
     for p in model.parameters():
         p.requires_grad_(not frozen or id(p) in head)
+    if frozen:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):  # noqa: SLF001 - BatchNorm1d/2d/3d and SyncBatchNorm
+                m.eval()
 
 
 def check_model_fits(model: nn.Module, task: Task, loader: Loader, precision: str, device: torch.device) -> None:
@@ -116,6 +131,12 @@ def check_model_fits(model: nn.Module, task: Task, loader: Loader, precision: st
         model.train(was_training)
 
 
+def _sharded(model: nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
 def evaluate(model: nn.Module, loader: Loader, task: Task, precision: str, device: torch.device) -> dict[str, float]:
     """Loss and metrics over a whole split under ``eval()`` (dropout off, BN running stats) and ``inference_mode``
     (no autograd graph): both are needed, neither implies the other."""
@@ -123,7 +144,10 @@ def evaluate(model: nn.Module, loader: Loader, task: Task, precision: str, devic
     model.eval()
     outs, ys = [], []
     loss_sum = torch.zeros((), device=device)
-    with torch.inference_mode(), autocast(precision, device):
+    # FSDP2 reuses its all-gather buffers for training, and tensors created under inference_mode cannot be updated
+    # in place later: a sharded model evaluates under no_grad (same numbers, a little more bookkeeping).
+    grad_off = torch.no_grad() if _sharded(model) else torch.inference_mode()
+    with grad_off, autocast(precision, device):
         for x, y in loader:
             batch_loss, out, target = task.eval_batch(model, x, y)
             loss_sum += batch_loss
@@ -176,6 +200,14 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                                                                   f"{type(model).__qualname__}"}, merge=False)
         if not isinstance(data, Splits):
             cfg.data.source = "python"  # data handed over in memory, not loaded by name
+    # ---- profile=true (train/profile.py): this call re-enters itself once under torch.profiler; nothing per step --
+    if cfg.profile:
+        from trainwise.train import profile as _profile
+
+        if not _profile.ACTIVE:
+            return _profile.profiled_fit(fit, model, data, cfg, run_dir=run_dir, quiet=quiet, callbacks=callbacks,
+                                         record_step_losses=record_step_losses, resume=resume)
+    # ---- end profile ---------------------------------------------------------------------------------------------
     d, t, o, s = cfg.data, cfg.train, cfg.optim, cfg.schedule
     if cfg.deterministic:
         import os
@@ -183,8 +215,18 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's requirement for reproducible GEMMs
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    dctx = from_env(cfg.strategy, device)  # torchrun's environment → DDP / FSDP; a no-op in a single process
+    device = local_device(dctx, device)
+    distributed, writer = dctx.enabled, dctx.main  # only rank 0 writes the run directory
+    if distributed and cfg.paradigm.name in ("gan", "contrastive"):
+        raise TrainwiseError(f"paradigm.name={cfg.paradigm.name} is not supported with strategy={dctx.strategy} yet "
+                             "(its step runs several forwards or optimizers outside the wrapper); run it in one "
+                             "process")
+    if dctx.strategy == "fsdp" and t.ema_decay:
+        raise TrainwiseError("train.ema_decay is not supported with strategy=fsdp (the EMA copy would not be "
+                             "sharded); set train.ema_decay=null or use strategy=ddp")
+    seed_everything(rank_seed(cfg.seed, dctx.rank))  # dropout differs per rank; rank 0 = the single-process run
     precision = resolve_precision(cfg.precision, device)
 
     splits = _as_splits(data, cfg)
@@ -210,15 +252,18 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     def loader(part: Any, train: bool) -> Loader | None:
         if part is None:
             return None
+        # Only the training split is sharded: every rank evaluates whole splits, so validation and test metrics are
+        # identical on all ranks without any reduction (and early stopping decides the same everywhere).
         return make_loader(part, d.batch_size if train else d.eval_batch_size, shuffle=train,
                            drop_last=d.drop_last and train, seed=cfg.seed, device=device, mode=d.loader,
                            num_workers=d.num_workers, pin_memory=d.pin_memory, persistent_workers=d.persistent_workers,
-                           prefetch_factor=d.prefetch_factor)
+                           prefetch_factor=d.prefetch_factor, rank=dctx.rank if train else 0,
+                           world=dctx.world if train else 1)
 
     train_loader = loader(parts["train"], True)
     val_loader, test_loader = loader(parts["val"], False), loader(parts["test"], False)
     assert train_loader is not None
-    n_train = len(parts["train"][0]) if isinstance(parts["train"], tuple) else len(parts["train"])  # type: ignore[arg-type]
+    n_train = train_loader.num_samples  # this rank's share of the training split
     if kind == "classification" and isinstance(parts["train"], tuple):
         for name, part in parts.items():
             if isinstance(part, tuple) and (int(part[1].min()) < 0 or int(part[1].max()) >= num_classes):
@@ -231,7 +276,17 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     if t.cutmix_alpha > 0 and not images:
         raise TrainwiseError("train.cutmix_alpha needs image inputs (N, C, H, W); use train.mixup_alpha for "
                              "tabular data")
-    train_model = torch.compile(model) if cfg.compile else model
+    preflight = None
+    if cfg.doctor.preflight and resume is None and task.supervised:  # eval + inference_mode: changes no weights,
+        # statistics or RNG; before wrapping, so FSDP never sees tensors made under inference_mode
+        xb, yb = _first_batch(train_loader) if not isinstance(parts["train"], tuple) else \
+            (parts["train"][0][:256].to(device), parts["train"][1][:256].to(device))
+        found = check_data(parts["train"][0], parts["train"][1], kind,
+                           splits.preprocess.feature_names if isinstance(splits, Splits) else None) \
+            if isinstance(parts["train"], tuple) else []
+        preflight = (found, *check_model(model, xb, yb, task))
+    wrapped = wrap(model, dctx, device)  # DDP wrapper, or the model itself sharded in place by FSDP2
+    train_model = torch.compile(wrapped) if cfg.compile else wrapped
 
     steps_per_epoch = len(train_loader)
     k = t.accumulate
@@ -239,10 +294,13 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     boundaries = {i for i in range(steps_per_epoch) if (i + 1) % k == 0 or i == steps_per_epoch - 1}
     opt_steps_per_epoch = len(boundaries)
     stepped = task.parameters_module(model)  # the whole model, or the part the main optimizer owns
+    fused = o.fused if o.fused is not None else (device.type in ("cpu", "cuda") and dctx.strategy != "fsdp")
     optimizer = build_optimizer(stepped, o.name, o.lr, o.weight_decay, o.momentum, o.nesterov, (o.beta1, o.beta2),
-                                o.eps, dict(o.group_lr))
+                                o.eps, dict(o.group_lr), fused=fused)
     has_val = val_loader is not None
     monitor = t.monitor if has_val or not t.monitor.startswith("val/") else t.monitor.replace("val/", "train/", 1)
+    if not has_val and monitor not in ("train/loss", "train/accuracy" if task.counts_correct else "train/loss"):
+        monitor = "train/loss"  # without a val split only the train loss (and accuracy) exist to select weights by
     lower_better = minimize(monitor)
     schedule = build_schedule(optimizer, s.name, opt_steps_per_epoch * t.epochs, opt_steps_per_epoch,
                               warmup_fraction=s.warmup_fraction, min_lr_ratio=s.min_lr_ratio, step_size=s.step_size,
@@ -250,11 +308,12 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                               base_lr_ratio=s.base_lr_ratio, mode="min" if lower_better else "max")
     stepper = Stepper(model, optimizer, schedule, grad_scaler(precision, device), t.grad_clip, t.ema_decay,
                       params=None if stepped is model else [p for p in stepped.parameters() if p.requires_grad])
+    stepper.check_loss = not distributed  # DDP: judge a step by the all-reduced gradients, identical on every rank
 
     def build_stepper(module: nn.Module, lr_ratio: float = 1.0) -> Stepper:
         """A second optimizer configured like the main one, for paradigms that step two parts (GAN)."""
         opt2 = build_optimizer(module, o.name, o.lr * lr_ratio, o.weight_decay, o.momentum, o.nesterov,
-                               (o.beta1, o.beta2), o.eps, {})
+                               (o.beta1, o.beta2), o.eps, {}, fused=fused)
         sched2 = build_schedule(opt2, s.name, opt_steps_per_epoch * t.epochs, opt_steps_per_epoch,
                                 warmup_fraction=s.warmup_fraction, min_lr_ratio=s.min_lr_ratio,
                                 step_size=s.step_size, gamma=s.gamma, factor=s.factor, patience=s.patience,
@@ -269,27 +328,25 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     # ---- run directory ------------------------------------------------------------------------------------------
     if resume is not None:
         out_dir: Path | None = Path(resume)
-    else:
+    elif writer:
         out_dir = None if run_dir is None else new_run_dir(cfg.name, None if run_dir == "auto" else run_dir)
-    if out_dir is not None and resume is None:
+    else:
+        out_dir = None
+    out_dir = dctx.broadcast(out_dir)  # every rank reads checkpoints from rank 0's run directory
+    if out_dir is not None and resume is None and writer:
         write_text(out_dir / "config.yaml", to_yaml(cfg))
         if isinstance(splits, Splits):
             write_json(out_dir / "preprocess.json", splits.preprocess.to_dict())
-    reporter = Reporter(quiet, task.main_metric, t.epochs)
+    reporter = Reporter(quiet or not writer, task.main_metric, t.epochs)
     if isinstance(splits, Splits) and splits.missing:
         reporter.info(f"missing values imputed with train medians: {splits.missing}")
     doc = cfg.doctor
     pre_findings: list[dict[str, Any]] = []
     pre_info: dict[str, Any] = {}
-    if doc.preflight and resume is None and task.supervised:  # eval + inference_mode: changes no weights, statistics or RNG
-        xb, yb = _first_batch(train_loader) if not isinstance(parts["train"], tuple) else \
-            (parts["train"][0][:256].to(device), parts["train"][1][:256].to(device))
-        found = check_data(parts["train"][0], parts["train"][1], kind,
-                           splits.preprocess.feature_names if isinstance(splits, Splits) else None) \
-            if isinstance(parts["train"], tuple) else []
-        more, pre_info = check_model(model, xb, yb, task)
+    if preflight is not None:
+        found, more, pre_info = preflight
         pre_findings = [f.to_dict() for f in found + more]
-        if out_dir is not None:
+        if out_dir is not None and writer:
             write_json(out_dir / "preflight.json", {"findings": pre_findings, **pre_info})
         for f in found + more:
             reporter.info(f"[yellow]preflight: {f.message}[/yellow]")
@@ -314,8 +371,12 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and kind == "classification"
     aug_g = torch.Generator()
     mix_rng = np.random.default_rng(0)
-    ckpt = Checkpointer(out_dir, cfg, model, stepper, st, {"augment": aug_g}, reporter, task) \
-        if out_dir is not None else None
+    sharded = dctx.strategy == "fsdp" and distributed
+    if sharded and out_dir is not None:
+        reporter.info("[yellow]strategy=fsdp: no training checkpoints (exact resume is DDP/single-process only for "
+                      "now); best and final weights are gathered and saved[/yellow]")
+    ckpt = Checkpointer(out_dir, cfg, model, stepper, st, {"augment": aug_g}, reporter, task, dctx) \
+        if out_dir is not None and not sharded else None
 
     if resume is not None:
         assert ckpt is not None
@@ -323,8 +384,9 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         mix_rng = ckpt.mix_rng_restored or mix_rng
         reporter.info(f"resumed from {folder.name}: epoch {st.epoch + 1}, batch {st.pos}, step {st.global_step}")
         st.resumed_from = folder.name
-    log = MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None, truncate_to=st.log_offset)
-    monitors = Monitor(model, doc.monitor_every, out_dir / "monitors.jsonl" if out_dir is not None else None,
+    files = out_dir if writer else None  # where this rank writes logs (rank 0 only)
+    log = MetricsLog(files / "metrics.jsonl" if files is not None else None, truncate_to=st.log_offset)
+    monitors = Monitor(model, doc.monitor_every, files / "monitors.jsonl" if files is not None else None,
                       hooks=not cfg.compile, truncate_to=st.monitor_offset)
     if ckpt is not None:
         ckpt.log, ckpt.monitor = log, monitors
@@ -342,9 +404,17 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                 stop_requested = True
 
     step_losses: list[float] = []
-    stop = StopFlag()
+    raw_stop = StopFlag()  # set by this process's signal handler
+    # Under DDP every rank must stop at the same step: the loop reads ``stop``, which then changes only where the
+    # ranks agree (log steps and epoch ends, which sync anyway). In one process the two are the same object.
+    stop = StopFlag() if distributed else raw_stop
+    agreed_due = False  # DDP: a time-based checkpoint all ranks agreed on at the last log step
     # Plain Python copies of per-step settings: attribute access on an OmegaConf node costs microseconds.
     log_every, every_steps, every_seconds = t.log_every, cfg.checkpoint.every_steps, cfg.checkpoint.every_seconds
+    seconds_between = every_seconds
+    if distributed:  # ranks' clocks differ: decide time-based checkpoints together at log steps
+        every_seconds = 0
+        st.reducer = dctx.all_reduce
     max_bad, lr_factor, max_rollbacks = cfg.faults.max_bad_steps, cfg.faults.lr_factor, cfg.faults.max_rollbacks
     mixup_alpha, cutmix_alpha = t.mixup_alpha, t.cutmix_alpha
     sizes = _batch_sizes(train_loader, n_train)
@@ -352,18 +422,18 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     classify = task.counts_correct
     t_start = time.perf_counter() - st.wall_before
     last_ckpt_time = time.monotonic()
-    with stop.installed(out_dir is not None):
+    with raw_stop.installed(out_dir is not None):
         while st.epoch < t.epochs:
             epoch = st.epoch
             t_epoch = time.perf_counter()
             if st.pos == 0:  # fresh epoch: reset accumulators and per-epoch generators
                 st.new_epoch(device, steps_per_epoch)
-                aug_g.manual_seed(epoch_seed(cfg.seed + 1, epoch))
-                mix_rng = np.random.default_rng(epoch_seed(cfg.seed + 2, epoch))
+                aug_g.manual_seed(epoch_seed(rank_seed(cfg.seed, dctx.rank) + 1, epoch))
+                mix_rng = np.random.default_rng(epoch_seed(rank_seed(cfg.seed, dctx.rank) + 2, epoch))
             train_loader.set_epoch(epoch, st.pos)
+            model.train()
             if t.freeze_epochs:  # a pure function of the epoch, so a resumed run freezes exactly the same way
                 set_frozen(model, epoch < t.freeze_epochs)
-            model.train()
             reporter.start_epoch(epoch, steps_per_epoch)
             reporter.advance(st.pos)
             group_start = st.pos  # first micro-batch of the current accumulation group
@@ -442,13 +512,18 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                         event["grad_norm"] = stepper.grad_norm.item()
                     emit(event)
                     reporter.update(mean, (i + 1 - st.pos_at_start) / max(1e-9, time.perf_counter() - t_epoch))
+                    if distributed:
+                        sig, due = dctx.agree(raw_stop.signum, bool(seconds_between) and
+                                              time.monotonic() - last_ckpt_time >= seconds_between)
+                        stop.signum, agreed_due = int(sig), bool(due)
                 if ckpt is not None and i + 1 < steps_per_epoch and (
                         (every_steps and st.global_step % every_steps == 0)
                         or (every_seconds and time.monotonic() - last_ckpt_time >= every_seconds)
-                        or stop.signum):
+                        or stop.signum or agreed_due):
                     st.wall_before = time.perf_counter() - t_start
                     ckpt.save(mix_rng)
                     last_ckpt_time = time.monotonic()
+                    agreed_due = False
                 if stop.signum:
                     break
                 t_prev = time.perf_counter()
@@ -463,10 +538,18 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             # ---- end of epoch: one sync, evaluation, best weights, early stopping, schedule -----------------------
             seen = sum(b_ for b_, ok in zip(sizes, st.valid) if ok)
             st.carry_log(steps_per_epoch)
+            if distributed:  # train metrics over every rank's shard: one all-reduce per epoch
+                tot = dctx.all_reduce(torch.stack([(st.loss_buf * sizes_t).sum(), sizes_t.new_tensor(seen),
+                                                   st.correct.to(sizes_t.dtype)]))
+                loss_sum, seen_all, correct_all = tot.tolist()
+                stop.signum = int(dctx.agree(raw_stop.signum)[0])
+            else:
+                loss_sum, seen_all = (st.loss_buf * sizes_t).sum(), seen
+                correct_all = st.correct
             row: dict[str, Any] = {"epoch": epoch, "step": st.global_step,
-                                   "train/loss": ((st.loss_buf * sizes_t).sum() / max(1, seen)).item()}
+                                   "train/loss": float(loss_sum / max(1, seen_all))}
             if classify:
-                row["train/accuracy"] = st.correct.item() / max(1, seen)
+                row["train/accuracy"] = float(correct_all) / max(1, seen_all)
             eval_model = stepper.eval_model()
             if has_val:
                 row.update({f"val/{m}": v for m, v in evaluate(eval_model, val_loader, task, precision,
@@ -474,7 +557,10 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             row["lr"] = stepper.lr
             if stepper.scaler is not None:
                 row["skipped_steps"] = stepper.skipped_steps()
-            value = row.get(monitor, row["train/loss"])
+            if monitor not in row:  # checked once, at the first epoch end: a misspelt metric must not select weights
+                raise TrainwiseError(f"train.monitor={t.monitor} is not a metric this run reports; choose one of "
+                                     f"{', '.join(k for k in row if '/' in k)}")
+            value = row[monitor]
             schedule.after_epoch(value)
             row["seconds"] = time.perf_counter() - t_epoch
             monitors.write({"kind": "timing", "epoch": epoch, "data_wait_s": data_wait, "epoch_s": row["seconds"]})
@@ -497,7 +583,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             improved = value < st.best_value if lower_better else value > st.best_value
             if improved:
                 st.best_value, st.best_epoch, st.bad_epochs = value, epoch, 0
-                st.best_state = {n: v_.detach().clone() for n, v_ in eval_model.state_dict().items()}
+                st.best_state = {n: v_.detach().clone() for n, v_ in full_state_dict(eval_model, dctx).items()}
             else:
                 st.bad_epochs += 1
                 if t.early_stopping and has_val and st.bad_epochs >= t.patience:
@@ -511,6 +597,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                 last_ckpt_time = time.monotonic()
             elif ckpt is not None and improved:
                 ckpt.save_best(st.best_state)  # type: ignore[arg-type]
+            elif sharded and improved and files is not None:
+                save_weights(files / "best.safetensors", st.best_state)  # type: ignore[arg-type]
             if stop.signum or st.stopped != "completed":
                 break
 
@@ -519,17 +607,19 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     if stop.signum:
         log.close()
         monitors.close()
-        where = f"trainwise resume {out_dir}"
+        where = (f"torchrun --nproc_per_node={dctx.world} -m trainwise resume {out_dir}" if distributed
+                 else f"trainwise resume {out_dir}")
         raise TrainingInterrupted(stop.signum, f"interrupted by signal {stop.signum}: checkpoint saved at step "
                                   f"{st.global_step}; resume with: {where}")
 
     # ---- end of training: final weights, restore best, test once ---------------------------------------------------
     wall = time.perf_counter() - t_start
     final_model = stepper.eval_model()
-    if out_dir is not None:
-        save_weights(out_dir / "final.safetensors", final_model.state_dict())
+    final_weights = full_state_dict(final_model, dctx)  # FSDP: gathered from the shards (a collective)
+    if out_dir is not None and writer:
+        save_weights(out_dir / "final.safetensors", final_weights)
     if st.best_state is not None and task.keep_best:
-        model.load_state_dict(st.best_state)
+        load_full_state_dict(model, st.best_state, dctx)
     summary: dict[str, Any] = {}
     last = st.history[-1] if st.history else {"epoch": st.epoch}
     for key, v in last.items():
@@ -541,7 +631,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         test = evaluate(model, test_loader, task, precision, device)
         summary.update({f"test/{m}": v for m, v in test.items()})
         emit({"step": st.global_step, "epoch": last["epoch"], "split": "test", **test})
-    summary.update(task.finish(model, parts, out_dir, device))
+    summary.update(task.finish(model, parts, files, device))
     summary.update({"epochs": len(st.history), "steps": st.global_step,
                     "best_epoch": st.best_epoch + 1 if st.best_epoch >= 0 else None,
                     "monitor": monitor, "stopped": st.stopped, "wall_seconds": round(wall, 3), "seed": cfg.seed,
@@ -549,6 +639,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                     "nonfinite_skipped_steps": st.bad_steps, "rollbacks": st.rollbacks,
                     "checkpoint_failures": ckpt.failures if ckpt is not None else 0,
                     "resumed_from": st.resumed_from, "versions": versions()})
+    if distributed:
+        summary.update({"strategy": dctx.strategy, "world_size": dctx.world})
     if stepper.scaler is not None:
         summary["skipped_steps"] = stepper.skipped_steps()
     log.close()
@@ -567,16 +659,17 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         findings = diagnose(record)
         summary["findings"] = [f.code for f in findings]
         findings_out = [f.to_dict() for f in findings]
-        if out_dir is not None:
-            write_json(out_dir / "diagnosis.json", {"findings": [f.to_dict() for f in findings]})
-        if not quiet:
+        if files is not None:
+            write_json(files / "diagnosis.json", {"findings": [f.to_dict() for f in findings]})
+        if not quiet and writer:
             reporter.console.print("[bold]diagnosis[/bold]")
             reporter.console.print(render(findings), markup=False)
-    if out_dir is not None:
-        write_json(out_dir / "summary.json", summary)
-        write_json(out_dir / "history.json", st.history)
+    if files is not None:
+        write_json(files / "summary.json", summary)
+        write_json(files / "history.json", st.history)
         from trainwise.run.plots import plot_curves
 
         plot_curves(st.history, task.main_metric, out_dir / "curves.png")
+    dctx.close()
     return FitResult(model, st.history, summary, out_dir, step_losses,
                      findings_out if doc.diagnose else [])

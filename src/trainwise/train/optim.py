@@ -34,7 +34,8 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float,
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
                     nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                    group_lr: dict[str, float] | None = None) -> torch.optim.Optimizer:
+                    group_lr: dict[str, float] | None = None, fused: bool = False) -> torch.optim.Optimizer:
+    """``fused``: torch's single-kernel Adam/AdamW step (ignored by the other optimizers)."""
     groups = param_groups(model, lr, weight_decay, group_lr)
     if not groups:
         raise TrainwiseError("the model has no trainable parameters (all frozen?)")
@@ -43,9 +44,9 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float 
     if name == "rmsprop":
         return torch.optim.RMSprop(groups, lr=lr, momentum=momentum, eps=eps)
     if name == "adam":  # Adam's weight_decay is L2 added to the gradient (coupled), unlike AdamW's
-        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=eps)
+        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
     raise TrainwiseError(f"unknown optimizer '{name}'; use sgd, rmsprop, adam or adamw")
 
 

@@ -46,6 +46,8 @@ class LoopState:
     log_offset: int | None = None  # bytes of metrics.jsonl covered by the restored checkpoint
     monitor_offset: int | None = None  # likewise for monitors.jsonl
     resumed_from: str | None = None
+    # DDP: an in-place all-reduce (sum) over ranks, so logged train means cover every rank's shard. Not checkpointed.
+    reducer: Any = None
 
     def new_epoch(self, device: torch.device, steps: int) -> None:
         self.loss_buf = torch.zeros(steps, device=device)
@@ -61,6 +63,9 @@ class LoopState:
         total = self.log_carry + self.loss_buf[self.log_start:end].sum()
         self.log_start, self.log_carry_n = end, 0
         self.log_carry = torch.zeros_like(self.log_carry)
+        if self.reducer is not None:  # unweighted by batch size, like the single-process mean of micro-batch losses
+            total, n = self.reducer(torch.stack([total, total.new_tensor(n)])).tolist()
+            return total / max(1, n)
         return (total / max(1, n)).item()
 
     def carry_log(self, steps: int) -> None:

@@ -33,6 +33,7 @@ class Stepper:
         self.ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
                     if ema_decay else None)
         self.optimizer_steps = 0
+        self.check_loss = True  # False under DDP: a rank's own loss could disagree; the reduced gradients cannot
         self._prepared = False
         device = self.params[0].device if self.params else torch.device("cpu")
         self._skipped = torch.zeros((), device=device)  # fp16 steps skipped by GradScaler, on device
@@ -56,7 +57,9 @@ class Stepper:
             for flag in found.values():
                 self._skipped = self._skipped + flag.to(self._skipped.device)
         if self.grad_clip is not None:
-            self.grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            # FSDP: a replicated DTensor; its local value is the global norm (no communication to unwrap it)
+            self.grad_norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         self._prepared = True
         return self.grad_norm
 
@@ -70,8 +73,9 @@ class Stepper:
         if norm is None:
             grads = [p.grad for p in self.params if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP DTensor → plain
         # Host reads of two 0-d tensors: no extra kernels (an inf loss can still have finite gradients).
-        return math.isfinite(norm.item()) and math.isfinite(loss.item())
+        return math.isfinite(norm.item()) and (not self.check_loss or math.isfinite(loss.item()))
 
     def discard(self) -> None:
         """Drop the accumulated gradients without updating anything."""
