@@ -215,6 +215,22 @@ def test_checkpoints_command_lists_and_flags(tmp_path: Path) -> None:
     assert "NO: no manifest" in p.stdout
 
 
+def test_epoch_min_seconds_skips_epoch_end_checkpoints_but_not_the_last(tmp_path: Path) -> None:
+    from trainwise.config import compose
+    from trainwise.runner import train
+
+    def run(name: str, gap: str) -> list[str]:
+        cfg = compose(preset="wine-mlp", overrides=["train.epochs=4", "checkpoint.keep=100",
+                                                    f"checkpoint.epoch_min_seconds={gap}"])
+        r = train(cfg, run_dir=tmp_path / name, quiet=True)
+        assert (tmp_path / name / "best.safetensors").is_file() and r.summary["epochs"] == 4
+        return [c.name for c in list_checkpoints(tmp_path / name / "checkpoints")]
+
+    every, gated = run("every", "0"), run("gated", "3600")
+    assert len(every) == 4  # one per epoch end
+    assert gated == every[-1:]  # only the end of training
+
+
 def test_keep_prunes_old_checkpoints_but_keeps_best(tmp_path: Path) -> None:
     run = _short_run(tmp_path, **{"checkpoint.keep": 2})
     names = [c.name for c in list_checkpoints(run / "checkpoints")]

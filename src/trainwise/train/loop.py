@@ -412,6 +412,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     # Plain Python copies of per-step settings: attribute access on an OmegaConf node costs microseconds.
     log_every, every_steps, every_seconds = t.log_every, cfg.checkpoint.every_steps, cfg.checkpoint.every_seconds
     seconds_between = every_seconds
+    epoch_gap = cfg.checkpoint.epoch_min_seconds
     if distributed:  # ranks' clocks differ: decide time-based checkpoints together at log steps
         every_seconds = 0
         st.reducer = dctx.all_reduce
@@ -590,8 +591,11 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                     st.stopped = "early_stopping"
                     reporter.info(f"early stopping: {monitor} has not improved for {t.patience} epochs "
                                   f"(best {st.best_value:.4f} at epoch {st.best_epoch + 1})")
-            if ckpt is not None and (cfg.checkpoint.every_epoch or stop.signum or st.stopped != "completed"
-                                     or st.epoch == t.epochs):
+            epoch_due = cfg.checkpoint.every_epoch and (
+                epoch_gap <= 0 or time.monotonic() - last_ckpt_time >= epoch_gap)
+            if distributed and epoch_gap > 0:  # ranks' clocks differ: rank 0's decision for all (one small reduce)
+                epoch_due = bool(dctx.agree(float(epoch_due and writer))[0])
+            if ckpt is not None and (epoch_due or stop.signum or st.stopped != "completed" or st.epoch == t.epochs):
                 st.wall_before = time.perf_counter() - t_start
                 ckpt.save(mix_rng, best=improved, best_weights=st.best_state if improved else None)
                 last_ckpt_time = time.monotonic()
