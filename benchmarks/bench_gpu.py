@@ -176,15 +176,11 @@ def run_plain_bf16(w: dict[str, Any]) -> dict[str, Any]:
 
 
 def replace_section(path: Path, name: str, body: str) -> None:
-    begin, end = f"<!-- {MARK}:{name}:begin -->", f"<!-- {MARK}:{name}:end -->"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    """This script's marked section of a results file (bench_loop's writer, imported only when writing)."""
+    sys.path.insert(0, str(HERE))
+    from bench_loop import replace_section as write
+
+    write(path, name, body, mark=MARK)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -665,8 +665,9 @@ def table(variants: list[Variant]) -> tuple[list[str], dict[str, float]]:
     return header + rows, ratios
 
 
-def replace_section(path: Path, name: str, body: str) -> None:
-    begin, end = f"<!-- bench_loop:{name}:begin -->", f"<!-- bench_loop:{name}:end -->"
+def replace_section(path: Path, name: str, body: str, mark: str = "bench_loop") -> None:
+    """Replace (or append) the ``<!-- mark:name:begin/end -->`` block of a results file; other blocks untouched."""
+    begin, end = f"<!-- {mark}:{name}:begin -->", f"<!-- {mark}:{name}:end -->"
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     block = f"{begin}\n{body.rstrip()}\n{end}"
     if begin in text and end in text:
