@@ -631,3 +631,13 @@ def test_a_callback_returning_true_stops_after_that_epoch():
     r = fit(mlp(), digits(), epochs=5, callbacks=[stop_at_second_val])
     assert seen == [0, 1]
     assert r.summary["stopped"] == "callback" and r.summary["epochs"] == 2
+
+
+def test_adam_kernels_fused_by_default_where_torch_has_them():
+    from trainwise.train.optim import build_optimizer
+
+    model = torch.nn.Linear(4, 2)
+    assert build_optimizer(model, "adamw", 1e-3).defaults["fused"] is True  # auto (optim.fused: null) on CPU
+    assert not build_optimizer(model, "adamw", 1e-3, fused=False).defaults["fused"]
+    assert "fused" not in build_optimizer(model, "sgd", 1e-3).defaults or \
+        not build_optimizer(model, "sgd", 1e-3).defaults["fused"]

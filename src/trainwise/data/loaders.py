@@ -60,9 +60,10 @@ class InMemoryLoader:
                  seed: int, device: torch.device, rank: int = 0, world: int = 1) -> None:
         if len(x) == 0:
             raise TrainwiseError("the dataset is empty")
-        if drop_last and len(x) < batch_size:
-            raise TrainwiseError(f"the split has {len(x)} samples, fewer than one batch of {batch_size} with "
-                                 "data.drop_last=true; lower data.batch_size or set data.drop_last=false")
+        if drop_last and shard_size(len(x), world) < batch_size:  # per rank under DDP: no rank may get 0 batches
+            raise TrainwiseError(f"the split has {shard_size(len(x), world)} samples per process, fewer than one batch "
+                                 f"of {batch_size} with data.drop_last=true; lower data.batch_size or set "
+                                 "data.drop_last=false")
         self.x, self.y = x.to(device), y.to(device)
         self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
         self.device = device
@@ -165,9 +166,10 @@ class DeviceDataLoader:
         n = len(dataset)  # type: ignore[arg-type]
         if n == 0:
             raise TrainwiseError("the dataset is empty")
-        if drop_last and n < batch_size:
-            raise TrainwiseError(f"the split has {n} samples, fewer than one batch of {batch_size} with "
-                                 "data.drop_last=true; lower data.batch_size or set data.drop_last=false")
+        if drop_last and shard_size(n, world) < batch_size:
+            raise TrainwiseError(f"the split has {shard_size(n, world)} samples per process, fewer than one batch "
+                                 f"of {batch_size} with data.drop_last=true; lower data.batch_size or set "
+                                 "data.drop_last=false")
         self.n, self.seed, self.device, self.epoch = n, seed, device, 0
         self.batch_size, self.drop_last = batch_size, drop_last
         self.sampler = EpochSampler(n, seed, shuffle, rank, world)

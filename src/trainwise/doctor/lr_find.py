@@ -126,7 +126,7 @@ def lr_find(cfg: DictConfig, out_dir: Path, *, start_lr: float = 1e-7, end_lr: f
     loader = make_loader((splits.train.x, splits.train.y), d.batch_size, shuffle=True, drop_last=d.drop_last,
                          seed=cfg.seed, device=device)
     optimizer = build_optimizer(model, o.name, o.lr, o.weight_decay, o.momentum, o.nesterov, (o.beta1, o.beta2),
-                                o.eps, dict(o.group_lr))
+                                o.eps, dict(o.group_lr), fused=o.fused)
     # The factor multiplies each group's configured lr, so discriminative group lrs keep their ratio to optim.lr
     # while the base lr sweeps start_lr → end_lr geometrically over `steps` optimizer steps.
     growth = (end_lr / start_lr) ** (1.0 / (steps - 1))

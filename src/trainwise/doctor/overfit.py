@@ -29,7 +29,8 @@ def overfit_batch(cfg: DictConfig, steps: int = 200, threshold: float = 0.05) ->
     x, y = splits.train.x[:bs].to(device), splits.train.y[:bs].to(device)
     task = make_task(splits.task, splits.num_classes, 0.0, splits.preprocess.y_mean, splits.preprocess.y_std)
     o = cfg.optim
-    opt = build_optimizer(model, o.name, o.lr, 0.0, o.momentum, o.nesterov, (o.beta1, o.beta2), o.eps)
+    opt = build_optimizer(model, o.name, o.lr, 0.0, o.momentum, o.nesterov, (o.beta1, o.beta2), o.eps,
+                          fused=o.fused)
     stepper = Stepper(model, opt, Schedule(None, "never"), grad_scaler(precision, device), cfg.train.grad_clip, None)
     losses = []
     for _ in range(steps):

@@ -294,12 +294,11 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     boundaries = {i for i in range(steps_per_epoch) if (i + 1) % k == 0 or i == steps_per_epoch - 1}
     opt_steps_per_epoch = len(boundaries)
     stepped = task.parameters_module(model)  # the whole model, or the part the main optimizer owns
-    fused = o.fused if o.fused is not None else (device.type in ("cpu", "cuda") and dctx.strategy != "fsdp")
     optimizer = build_optimizer(stepped, o.name, o.lr, o.weight_decay, o.momentum, o.nesterov, (o.beta1, o.beta2),
-                                o.eps, dict(o.group_lr), fused=fused)
+                                o.eps, dict(o.group_lr), fused=o.fused)
     has_val = val_loader is not None
     monitor = t.monitor if has_val or not t.monitor.startswith("val/") else t.monitor.replace("val/", "train/", 1)
-    if not has_val and monitor not in ("train/loss", "train/accuracy" if task.counts_correct else "train/loss"):
+    if not has_val and monitor not in {"train/loss", *(["train/accuracy"] if task.counts_correct else [])}:
         monitor = "train/loss"  # without a val split only the train loss (and accuracy) exist to select weights by
     lower_better = minimize(monitor)
     schedule = build_schedule(optimizer, s.name, opt_steps_per_epoch * t.epochs, opt_steps_per_epoch,
@@ -313,7 +312,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     def build_stepper(module: nn.Module, lr_ratio: float = 1.0) -> Stepper:
         """A second optimizer configured like the main one, for paradigms that step two parts (GAN)."""
         opt2 = build_optimizer(module, o.name, o.lr * lr_ratio, o.weight_decay, o.momentum, o.nesterov,
-                               (o.beta1, o.beta2), o.eps, {}, fused=fused)
+                               (o.beta1, o.beta2), o.eps, {}, fused=o.fused)
         sched2 = build_schedule(opt2, s.name, opt_steps_per_epoch * t.epochs, opt_steps_per_epoch,
                                 warmup_fraction=s.warmup_fraction, min_lr_ratio=s.min_lr_ratio,
                                 step_size=s.step_size, gamma=s.gamma, factor=s.factor, patience=s.patience,

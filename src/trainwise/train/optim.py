@@ -34,11 +34,18 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float,
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
                     nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                    group_lr: dict[str, float] | None = None, fused: bool = False) -> torch.optim.Optimizer:
-    """``fused``: torch's single-kernel Adam/AdamW step (ignored by the other optimizers)."""
+                    group_lr: dict[str, float] | None = None, fused: bool | None = None) -> torch.optim.Optimizer:
+    """``fused``: torch's single-kernel Adam/AdamW step (ignored by the other optimizers); ``None`` (the config's
+    ``optim.fused: null``) picks it wherever torch has it — plain CPU/CUDA tensors, not FSDP's sharded DTensors —
+    so fit, lr-find and overfit-batch all step with the same kernel."""
     groups = param_groups(model, lr, weight_decay, group_lr)
     if not groups:
         raise TrainwiseError("the model has no trainable parameters (all frozen?)")
+    if fused is None:
+        from torch.distributed.tensor import DTensor
+
+        first = groups[0]["params"][0]
+        fused = first.device.type in ("cpu", "cuda") and not isinstance(first, DTensor)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
     if name == "rmsprop":
