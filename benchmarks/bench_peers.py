@@ -345,8 +345,10 @@ VARIANTS: list[tuple[str, str]] = [
     ("plain", "hand-written loop, batched indexing `x[idx]`, no evaluation: the floor"),
     ("plain+eval", "plain + val loss/accuracy after every epoch: the matched baseline for every row below"),
     ("dataloader", "textbook loop over `DataLoader(TensorDataset, batch, shuffle=True)`, per-sample, workers=0, no eval"),
-    ("trainwise", "`trainwise.fit` defaults with a run dir (val metrics, best/final weights, a checkpoint per epoch, "
-                  "JSON, curves.png, preflight, diagnosis)"),
+    ("trainwise", "`trainwise.fit` defaults with a run dir (val metrics, best/final weights, epoch-end checkpoints at "
+                  "most every 30 s and one at the end, JSON, curves.png, preflight, diagnosis)"),
+    ("trainwise ckpt every epoch", "trainwise + `checkpoint.epoch_min_seconds=0`: a checkpoint at every epoch end, "
+                                   "like Lightning's defaults"),
     ("trainwise run_dir=None", "`trainwise.fit` defaults writing no files"),
     ("trainwise all monitors", "trainwise + `doctor.monitor_every=1` (per-layer grad/update/activation monitors every "
                                "step) + `train.log_every=1` (a metrics line every step)"),
@@ -368,6 +370,7 @@ def make_variants(w: Workload, skip_peers: dict[str, str]) -> list[bl.Variant]:
         "plain+eval": lambda _d, e: run_plain(w, e, evaluate=True),
         "dataloader": lambda _d, e: run_dataloader(w, e),
         "trainwise": lambda _d, e: run_trainwise(w, e),
+        "trainwise ckpt every epoch": lambda _d, e: run_trainwise(w, e, extra={"checkpoint.epoch_min_seconds": 0}),
         "trainwise run_dir=None": lambda _d, e: run_trainwise(w, e, files=False),
         "trainwise all monitors": lambda _d, e: run_trainwise(w, e, extra={"doctor.monitor_every": 1,
                                                                            "train.log_every": 1}),

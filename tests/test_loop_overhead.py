@@ -100,7 +100,7 @@ def test_inline_and_background_writers_write_the_same_checkpoints(tmp_path: Path
         torch.manual_seed(0)
         model = trainwise.create_model("mlp", (64,), 10, hidden=[16])
         res = trainwise.fit(model, _digits(), run_dir=tmp_path / f"run{k}", epochs=3, device="cpu", precision="32",
-                            seed=0, **{"checkpoint.keep": 5})
+                            seed=0, **{"checkpoint.keep": 5, "checkpoint.epoch_min_seconds": 0})
         ckpts = ck.list_checkpoints(res.run_dir / "checkpoints")
         assert len(ckpts) == 3 and all(ck.verify(c) is None for c in ckpts)
         assert (res.run_dir / "best.safetensors").is_file()
@@ -130,7 +130,8 @@ def test_failed_write_is_reported_by_either_writer(tmp_path: Path, inline: bool,
 
     monkeypatch.setattr(ck, "save_file", flaky)
     model = trainwise.create_model("mlp", (64,), 10, hidden=[16])
-    res = trainwise.fit(model, _digits(), run_dir=tmp_path / "run", epochs=3, device="cpu")
+    res = trainwise.fit(model, _digits(), run_dir=tmp_path / "run", epochs=3, device="cpu",
+                        **{"checkpoint.epoch_min_seconds": 0})
     assert res.summary["checkpoint_failures"] == 1 and res.summary["stopped"] == "completed"
     ckpts = ck.list_checkpoints(tmp_path / "run" / "checkpoints")
     assert ckpts and all(ck.verify(c) is None for c in ckpts)

@@ -62,13 +62,13 @@ def test_profile_leaves_nothing_installed(tmp_path: Path) -> None:
     from torch.optim import optimizer as optim_mod
 
     before = (loaders.InMemoryLoader.__iter__, loaders.DeviceDataLoader.__iter__, loop.evaluate,
-              checkpoint.Checkpointer.save, checkpoint.Checkpointer.save_best, step.Stepper.prepare,
+              checkpoint.Checkpointer.save, step.Stepper.prepare,
               len(optim_mod._global_optimizer_post_hooks), len(module_mod._global_forward_hooks),
               len(module_mod._global_forward_pre_hooks))
     model = _model()
     trainwise.fit(model, _data(), run_dir=None, quiet=True, epochs=2, profile=True, **{"data.batch_size": BATCH})
     after = (loaders.InMemoryLoader.__iter__, loaders.DeviceDataLoader.__iter__, loop.evaluate,
-             checkpoint.Checkpointer.save, checkpoint.Checkpointer.save_best, step.Stepper.prepare,
+             checkpoint.Checkpointer.save, step.Stepper.prepare,
              len(optim_mod._global_optimizer_post_hooks), len(module_mod._global_forward_hooks),
              len(module_mod._global_forward_pre_hooks))
     assert after == before

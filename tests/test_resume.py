@@ -119,7 +119,8 @@ def test_sigkill_resume_dataloader_workers_bit_exact(tmp_path: Path) -> None:
 
 
 def test_sigterm_saves_checkpoint_and_says_how_to_resume(tmp_path: Path) -> None:
-    args = ["--preset", "digits-mlp", "train.epochs=200", "train.early_stopping=false"]
+    args = ["--preset", "digits-mlp", "train.epochs=200", "train.early_stopping=false",
+            "checkpoint.epoch_min_seconds=0"]  # a checkpoint per epoch end: the cue that training is under way
     proc = subprocess.Popen(_cmd("train", *args, "--run-dir", "run", "--quiet"), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -216,19 +217,27 @@ def test_checkpoints_command_lists_and_flags(tmp_path: Path) -> None:
 
 
 def test_epoch_min_seconds_skips_epoch_end_checkpoints_but_not_the_last(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
     from trainwise.config import compose
     from trainwise.runner import train
 
-    def run(name: str, gap: str) -> list[str]:
-        cfg = compose(preset="wine-mlp", overrides=["train.epochs=4", "checkpoint.keep=100",
-                                                    f"checkpoint.epoch_min_seconds={gap}"])
+    def run(name: str, *gap: str) -> list[str]:
+        cfg = compose(preset="wine-mlp", overrides=["train.epochs=4", "checkpoint.keep=100", *gap])
         r = train(cfg, run_dir=tmp_path / name, quiet=True)
         assert (tmp_path / name / "best.safetensors").is_file() and r.summary["epochs"] == 4
         return [c.name for c in list_checkpoints(tmp_path / name / "checkpoints")]
 
-    every, gated = run("every", "0"), run("gated", "3600")
+    every = run("every", "checkpoint.epoch_min_seconds=0")
+    gated = run("gated", "checkpoint.epoch_min_seconds=3600")
+    default = run("default")  # 30 s: a run this short checkpoints once
     assert len(every) == 4  # one per epoch end
-    assert gated == every[-1:]  # only the end of training
+    assert gated == every[-1:] and default == every[-1:]  # only the end of training
+    # best.safetensors is written with the checkpoints, not at every improved epoch: same weights either way
+    best = {name: load_file(tmp_path / name / "best.safetensors") for name in ("every", "gated", "default")}
+    for other in ("gated", "default"):
+        assert best[other].keys() == best["every"].keys()
+        assert all(torch.equal(best[other][k], best["every"][k]) for k in best["every"])
 
 
 def test_keep_prunes_old_checkpoints_but_keeps_best(tmp_path: Path) -> None:

@@ -96,10 +96,11 @@ class CheckpointConfig:
     every_steps: int = 0  # optimizer steps between checkpoints; 0: off
     every_seconds: float = 0.0  # wall seconds between checkpoints; 0: off
     every_epoch: bool = True  # a checkpoint at each epoch end
-    # Epoch-end checkpoints only once this many seconds have passed since the last one (0: at every epoch end). For
-    # epochs much shorter than a checkpoint write (a 26 ms digits epoch vs ≈ 9 ms per checkpoint; a 75 MB state at
-    # ≈ 500 ms per write). The last epoch, a stop (early stopping, callback) and a signal always checkpoint.
-    epoch_min_seconds: float = 0.0
+    # Epoch-end checkpoints only once this many seconds have passed since the last one (0: at every epoch end), so
+    # short epochs do not pay a checkpoint each (a 26 ms digits epoch vs ≈ 9 ms per checkpoint; a 75 MB state at
+    # ≈ 500 ms per write): a SIGKILL loses at most this much training plus one epoch. Epochs longer than this
+    # checkpoint every time. The last epoch, a stop (early stopping, callback) and a signal always checkpoint.
+    epoch_min_seconds: float = 30.0
     keep: int = 2  # newest checkpoints kept, plus the best
     on_error: str = "continue"  # a failed checkpoint write: continue | stop
 

@@ -428,21 +428,6 @@ class Checkpointer:
         self._pending = (step, previous_best)
         self._start(job)
 
-    def save_best(self, best_weights: dict[str, torch.Tensor]) -> None:
-        """Refresh ``best.safetensors`` (when no checkpoint is due this epoch), in the background like ``save``."""
-        if not self.dist.main:
-            return
-        self.wait()
-        copy = _cpu(best_weights)
-
-        def job() -> None:
-            from trainwise.run.rundir import save_weights
-
-            save_weights(self.root.parent / "best.safetensors", copy)
-
-        self._pending = None
-        self._start(job)
-
     def _start(self, job: Any) -> None:
         if _write_inline():
             self._run(job)

@@ -422,6 +422,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     classify = task.counts_correct
     t_start = time.perf_counter() - st.wall_before
     last_ckpt_time = time.monotonic()
+    best_unsaved = False  # the best weights changed since best.safetensors was last written
     with raw_stop.installed(out_dir is not None):
         while st.epoch < t.epochs:
             epoch = st.epoch
@@ -594,13 +595,14 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                 epoch_gap <= 0 or time.monotonic() - last_ckpt_time >= epoch_gap)
             if distributed and epoch_gap > 0:  # ranks' clocks differ: rank 0's decision for all (one small reduce)
                 epoch_due = bool(dctx.agree(float(epoch_due and writer))[0])
+            best_unsaved = best_unsaved or improved
             if ckpt is not None and (epoch_due or stop.signum or st.stopped != "completed" or st.epoch == t.epochs):
                 st.wall_before = time.perf_counter() - t_start
-                ckpt.save(mix_rng, best=improved, best_weights=st.best_state if improved else None)
-                last_ckpt_time = time.monotonic()
-            elif ckpt is not None and improved:
-                ckpt.save_best(st.best_state)  # type: ignore[arg-type]
-            elif sharded and improved and files is not None:
+                # best.safetensors advances with the checkpoints (which hold the best weights too), so a crash
+                # leaves the two consistent and a time-gated epoch end writes nothing at all
+                ckpt.save(mix_rng, best=improved, best_weights=st.best_state if best_unsaved else None)
+                last_ckpt_time, best_unsaved = time.monotonic(), False
+            elif sharded and improved and files is not None:  # FSDP writes no checkpoints: best weights at once
                 save_weights(files / "best.safetensors", st.best_state)  # type: ignore[arg-type]
             if stop.signum or st.stopped != "completed":
                 break

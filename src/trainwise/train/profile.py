@@ -174,8 +174,7 @@ class StepProfiler:
             _patch(st, loaders.InMemoryLoader, "__iter__", _wrap_iter)
             _patch(st, loaders.DeviceDataLoader, "__iter__", _wrap_iter)
             _patch(st, loop, "evaluate", lambda f: _wrap_call(LABEL_EVALUATE, f))
-            for name in ("save", "save_best"):
-                _patch(st, checkpoint.Checkpointer, name, lambda f: _wrap_call(LABEL_CKPT, f))
+            _patch(st, checkpoint.Checkpointer, "save", lambda f: _wrap_call(LABEL_CKPT, f))
             _patch(st, step.Stepper, "prepare", lambda f: _wrap_call(LABEL_CLIP, f))
         if self.forward_hooks:
             _forward_hooks(st)
