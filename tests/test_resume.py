@@ -240,6 +240,43 @@ def test_epoch_min_seconds_skips_epoch_end_checkpoints_but_not_the_last(tmp_path
         assert all(torch.equal(best[other][k], best["every"][k]) for k in best["every"])
 
 
+@pytest.mark.parametrize("ema", [False, True], ids=["model", "ema"])
+def test_best_weights_taken_at_the_checkpoint_are_stored_once_and_resume_exactly(tmp_path: Path, ema: bool) -> None:
+    """An epoch-end checkpoint right after the best epoch stores the best weights as an alias of the model's (or the
+    EMA's) tensors; a crash after it resumes to the same final, best weights and metrics."""
+    import shutil
+
+    from trainwise.config import compose
+    from trainwise.runner import resume, train
+
+    cfg = compose(preset="wine-mlp", overrides=["train.epochs=4", "checkpoint.keep=100",
+                                                "checkpoint.epoch_min_seconds=0",
+                                                *(["train.ema_decay=0.9"] if ema else [])])
+    run = tmp_path / "run"
+    train(cfg, run_dir=run, quiet=True)
+    ref = {f: (run / f).read_bytes() for f in ("final.safetensors", "best.safetensors", "metrics.jsonl")}
+    ckpts = list_checkpoints(run / "checkpoints")
+    states = [json.loads((c / "state.json").read_text()) for c in ckpts]
+    aliased = [i for i, st in enumerate(states) if st.get("best_alias")]
+    assert aliased and all(st["best_alias"] == ("ema" if ema else "model") for st in map(states.__getitem__, aliased))
+    for i in aliased:  # no second copy of the best weights in the file
+        names = json.loads((ckpts[i] / "manifest.json").read_text())["files"]
+        assert "extra.safetensors" in names
+        from safetensors import safe_open
+
+        with safe_open(ckpts[i] / "extra.safetensors", "pt") as f:
+            assert not [k for k in f.keys() if k.startswith("best.")]
+    first = aliased[0]
+    assert first < len(ckpts) - 1, "want a crash after an aliased checkpoint that is not the last one"
+    for c in ckpts[first + 1:]:
+        shutil.rmtree(c)
+    for f in ("final.safetensors", "summary.json", "best.safetensors"):
+        (run / f).unlink(missing_ok=True)
+    resume(run, quiet=True)
+    for f, data in ref.items():
+        assert (run / f).read_bytes() == data, f
+
+
 def test_keep_prunes_old_checkpoints_but_keeps_best(tmp_path: Path) -> None:
     run = _short_run(tmp_path, **{"checkpoint.keep": 2})
     names = [c.name for c in list_checkpoints(run / "checkpoints")]
