@@ -130,8 +130,10 @@ def make_workloads(quick: bool, only: list[str] | None) -> list[Workload]:
                  3 if quick else 10, 2 if quick else 7),
         Workload("cnn", "digits CNN (registry `cnn`, width 32, 2 stages, BatchNorm) on 1×8×8, batch 64", cnn_data,
                  _digits_cnn, 64, 2 if quick else 5, 1 if quick else 5),
+        # 10 epochs (≈ 4 s per call): at 3 a call was ≈ 1.2 s and measured trainwise's one-off costs (the
+        # end-of-training checkpoint of 75 MB of weights + AdamW moments, best/final weights) more than training.
         Workload("compute", f"compute-bound MLP {d}→{width}→{width}→10, batch 256, synthetic {n} train / 512 val",
-                 synthetic(n, 512, d), _compute_mlp(d, width), 256, 1 if quick else 3, 1 if quick else 5),
+                 synthetic(n, 512, d), _compute_mlp(d, width), 256, 1 if quick else 10, 1 if quick else 5),
     ]
     return [w for w in ws if not only or w.name in only]
 
@@ -675,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=None, help="timed rounds per workload (default: mlp 7, cnn 5, "
                     "compute 5; quick: 2, 1, 1)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs per measurement (default: mlp 10, cnn 5, "
-                    "compute 3; quick: 3, 2, 1)")
+                    "compute 10; quick: 3, 2, 1)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up rounds per workload")
     ap.add_argument("--tta-repeats", type=int, default=None, help="rounds of the time-to-accuracy section "
                     "(default 3; quick 1)")
