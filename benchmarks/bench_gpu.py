@@ -56,8 +56,27 @@ def spec_peak(name: str, dtype: str) -> float | None:
     return None
 
 
-def matmul_peaks(sizes: tuple[int, ...], repeats: int = 10) -> dict[str, float]:
-    """Best dense GEMM FLOP/s per dtype on the current CUDA device."""
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peaks(sizes: tuple[int, ...], repeats: int = 10, device: str = "cuda") -> dict[str, float]:
+    """Best dense GEMM FLOP/s per dtype on ``device`` (CUDA events on a GPU, the wall clock on the CPU)."""
+    if device != "cuda":
+        out = {}
+        for label, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            best = 0.0
+            for n in sizes:
+                a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+                a @ b
+                t0 = time.perf_counter()
+                for _ in range(repeats):
+                    a @ b
+                best = max(best, 2 * n**3 * repeats / (time.perf_counter() - t0))
+            out[label] = best
+        out["tf32"] = out["fp32"]
+        return out
     out = {}
     prev = torch.backends.cuda.matmul.allow_tf32
     try:
@@ -86,7 +105,9 @@ def matmul_peaks(sizes: tuple[int, ...], repeats: int = 10) -> dict[str, float]:
     return out
 
 
-def workload(quick: bool) -> dict[str, Any]:
+def workload(quick: bool | str) -> dict[str, Any]:
+    if quick == "tiny":  # the --device cpu smoke run: every code path in seconds
+        return {"d_model": 32, "layers": 1, "heads": 2, "seq": 16, "batch": 4, "vocab": 64, "steps": 3, "epochs": 2}
     if quick:
         return {"d_model": 512, "layers": 4, "heads": 8, "seq": 256, "batch": 16, "vocab": 4096, "steps": 20,
                 "epochs": 3}
@@ -112,66 +133,71 @@ def data(w: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def flops_per_step(w: dict[str, Any]) -> float:
+def _free(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
+def flops_per_step(w: dict[str, Any], device: str = "cuda") -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = make_model(w).cuda()
+    model = make_model(w).to(device)
     x, y = data(w)
-    xb, yb = x[:w["batch"]].cuda(), y[:w["batch"]].cuda()
-    with FlopCounterMode(display=False) as fc, torch.autocast("cuda", dtype=torch.bfloat16):
+    xb, yb = x[:w["batch"]].to(device), y[:w["batch"]].to(device)
+    with FlopCounterMode(display=False) as fc, torch.autocast(device, dtype=torch.bfloat16):
         F.cross_entropy(model(xb), yb).backward()
     del model
-    torch.cuda.empty_cache()
+    _free(device)
     return float(fc.get_total_flops())
 
 
-def run_fit(w: dict[str, Any], precision: str, compile_: bool) -> dict[str, Any]:
+def run_fit(w: dict[str, Any], precision: str, compile_: bool, device: str = "cuda") -> dict[str, Any]:
     import trainwise
 
     model = make_model(w)
     x, y = data(w)
-    torch.cuda.synchronize()
+    _sync(device)
     t0 = time.perf_counter()
-    r = trainwise.fit(model, {"train": (x, y)}, run_dir=None, epochs=w["epochs"], device="cuda", precision=precision,
+    r = trainwise.fit(model, {"train": (x, y)}, run_dir=None, epochs=w["epochs"], device=device, precision=precision,
                       compile=compile_, early_stopping=False,
                       **{"data.batch_size": w["batch"], "train.log_every": 10_000})
-    torch.cuda.synchronize()
+    _sync(device)
     wall = time.perf_counter() - t0
     secs = [h["seconds"] for h in r.history[1:]]
     del model
-    torch.cuda.empty_cache()
+    _free(device)
     return {"steps_per_s": w["steps"] / statistics.median(secs), "first_epoch_s": r.history[0]["seconds"],
             "wall_s": wall, "final_loss": r.history[-1]["train/loss"]}
 
 
-def run_plain_bf16(w: dict[str, Any]) -> dict[str, Any]:
+def run_plain_bf16(w: dict[str, Any], device: str = "cuda") -> dict[str, Any]:
     """The hand-written loop for scale: bf16 autocast, AdamW, clip 1.0, batches from a device-resident tensor."""
     from trainwise.train.optim import param_groups
 
-    model = make_model(w).cuda()
-    x, y = (t.cuda() for t in data(w))
+    model = make_model(w).to(device)
+    x, y = (t.to(device) for t in data(w))
     opt = torch.optim.AdamW(param_groups(model, 1e-3, 0.01), lr=1e-3)
     params = [p for p in model.parameters() if p.requires_grad]
     secs = []
     for epoch in range(w["epochs"]):
-        torch.cuda.synchronize()
+        _sync(device)
         t0 = time.perf_counter()
-        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch)).cuda()
-        total = torch.zeros((), device="cuda")
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch)).to(device)
+        total = torch.zeros((), device=device)
         for s in range(0, len(x), w["batch"]):
             j = idx[s:s + w["batch"]]
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(device, dtype=torch.bfloat16):
                 loss = F.cross_entropy(model(x[j]), y[j])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             total += loss.detach()
         total.item()
-        torch.cuda.synchronize()
+        _sync(device)
         secs.append(time.perf_counter() - t0)
     del model, opt
-    torch.cuda.empty_cache()
+    _free(device)
     return {"steps_per_s": w["steps"] / statistics.median(secs[1:]), "first_epoch_s": secs[0]}
 
 
@@ -194,8 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", default=None, help="markdown file whose bench_gpu section is replaced (e.g. "
                     "benchmarks/RESULTS.md; default: print only)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: a smoke run of every code path "
+                    "on a tiny transformer (numbers are not GPU numbers; the test suite runs it)")
     args = ap.parse_args(argv)
-    w = workload(args.quick)
+    dev = args.device
+    w = workload("tiny" if dev == "cpu" else args.quick)
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     bad = [p for p in precisions if p not in DTYPE_OF]
     if bad:
@@ -204,35 +233,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(f"workload: {w}\nrows: {[(p, c) for p in precisions for c in compiles]} + plain bf16 loop")
         return 0
-    if not torch.cuda.is_available():
+    if dev == "cuda" and not torch.cuda.is_available():
         print(f"bench_gpu: no CUDA device here (torch {torch.__version__}, CUDA build "
               f"{torch.version.cuda or 'none'}); skipped. Run it on a CUDA machine: "
               "python benchmarks/bench_gpu.py --json OUT/bench_gpu.json --md OUT/RESULTS-gpu.md")
         return 0
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], HERE.parent),
                                                               *(sys.argv[1:] if argv is None else argv)])
-    props = torch.cuda.get_device_properties(0)
-    info = {"device": torch.cuda.get_device_name(0), "capability": f"{props.major}.{props.minor}",
-            "memory_gib": round(props.total_memory / 2**30, 1), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "workload": w}
+    if dev == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        info = {"device": torch.cuda.get_device_name(0), "capability": f"{props.major}.{props.minor}",
+                "memory_gib": round(props.total_memory / 2**30, 1)}
+    else:
+        info = {"device": f"CPU smoke run ({os.cpu_count()} cores; not GPU numbers)"}
+    info.update(torch=torch.__version__, cuda=torch.version.cuda, workload=w)
     print(json.dumps(info), flush=True)
-    peaks = matmul_peaks((2048, 4096) if args.quick else (4096, 8192))
+    peaks = matmul_peaks((256,) if dev == "cpu" else (2048, 4096) if args.quick else (4096, 8192), device=dev)
     info["matmul_peak_tflops"] = {k: round(v / 1e12, 1) for k, v in peaks.items()}
     print("matmul peaks (TFLOP/s):", info["matmul_peak_tflops"], flush=True)
-    flops = flops_per_step(w)
+    flops = flops_per_step(w, dev)
     params = sum(p.numel() for p in make_model(w).parameters())
     info.update(flops_per_step=flops, params=params)
     rows: list[dict[str, Any]] = []
     for prec in precisions:
         for comp in compiles:
             try:
-                r = run_fit(w, prec, comp)
+                r = run_fit(w, prec, comp, dev)
             except Exception as exc:  # noqa: BLE001 - one failing row must not lose the others
                 r = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
             r.update(precision=prec, compile=comp, loop="trainwise.fit")
             rows.append(r)
             print(json.dumps(r), flush=True)
-    r = run_plain_bf16(w)
+    r = run_plain_bf16(w, dev)
     r.update(precision="bf16-mixed", compile=False, loop="plain")
     rows.append(r)
     print(json.dumps(r), flush=True)

@@ -3,6 +3,8 @@ being compared (the same training, so the ratios compare the same work)."""
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from pathlib import Path
 
@@ -38,6 +40,23 @@ def test_gpu_section_skips_without_cuda(capsys: pytest.CaptureFixture[str]) -> N
     assert bench_gpu.main([]) == 0
     assert "no CUDA device" in capsys.readouterr().out
     assert bench_gpu.main(["--dry-run", "--quick"]) == 0
+
+
+def test_gpu_section_code_paths_run_on_the_cpu(tmp_path: Path) -> None:
+    """bench_gpu's whole pipeline (matmul peaks, flop counting, trainwise.fit in fp32 / bf16-mixed / 16-mixed, the
+    plain bf16 loop, the table and JSON) on a tiny transformer on the CPU, so the GPU run cannot fail on a typo."""
+    out = tmp_path / "bench_gpu.json"
+    md = tmp_path / "R.md"
+    md.write_text("# results\n")
+    assert bench_gpu.main(["--device", "cpu", "--no-compile", "--json", str(out), "--md", str(md)]) == 0
+    info = json.loads(out.read_text())
+    rows = info["rows"]
+    assert [(r["loop"], r["precision"]) for r in rows] == [("trainwise.fit", "32"), ("trainwise.fit", "bf16-mixed"),
+                                                         ("trainwise.fit", "16-mixed"), ("plain", "bf16-mixed")]
+    assert all("error" not in r and r["steps_per_s"] > 0 and r["tflops"] > 0 and math.isfinite(r["final_loss"])
+               for r in rows[:3]), rows
+    assert info["flops_per_step"] > 0 and info["params"] > 0
+    assert "| trainwise.fit | bf16-mixed | off |" in md.read_text()
 
 
 def test_plain_and_trainwise_do_the_same_training() -> None:
