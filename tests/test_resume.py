@@ -138,6 +138,7 @@ def _short_run(tmp_path: Path, name: str = "run", **extra: object) -> Path:
     from sklearn.datasets import load_digits
 
     d = load_digits()
+    torch.manual_seed(0)  # the initial weights must not depend on which tests ran before in this process
     model = trainwise.create_model("mlp", (64,), 10, hidden=[32])
     opts = {"epochs": 3, "checkpoint.every_steps": 5, "checkpoint.keep": 10, **extra}
     trainwise.fit(model, (d.data, d.target), run_dir=tmp_path / name, **opts)
@@ -278,12 +279,19 @@ def test_best_weights_taken_at_the_checkpoint_are_stored_once_and_resume_exactly
 
 
 def test_keep_prunes_old_checkpoints_but_keeps_best(tmp_path: Path) -> None:
-    run = _short_run(tmp_path, **{"checkpoint.keep": 2})
+    # A checkpoint every epoch end and every 5 steps, the newest 2 kept, val loss bottoming out before the last epoch
+    # (lr 0.01 overfits the 32-unit MLP): the best epoch's checkpoint must survive the pruning.
+    run = _short_run(tmp_path, **{"checkpoint.keep": 2, "checkpoint.epoch_min_seconds": 0, "epochs": 8,
+                                  "early_stopping": False, "optim.lr": 0.01, "monitor": "val/loss"})
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_epoch"] < 8, "precondition: the best epoch is not the last one"
     names = [c.name for c in list_checkpoints(run / "checkpoints")]
     state = json.loads((run / "checkpoints" / names[-1] / "state.json").read_text())
     best = state["loop"]["best_ckpt"]
-    assert best in names
-    assert len(names) <= 3
+    assert best in names and best not in names[-2:]
+    assert len(names) == 3
+    best_state = json.loads((run / "checkpoints" / best / "state.json").read_text())
+    assert best_state["loop"]["epoch"] == summary["best_epoch"] and best_state["loop"]["pos"] == 0
 
 
 def test_nothing_written_is_a_pickle(tmp_path: Path) -> None:
@@ -412,6 +420,102 @@ def test_nan_steps_are_skipped_then_rolled_back(tmp_path: Path) -> None:
     assert len(skipped) == 4 and all("batch" in e for e in skipped)
     for p in res.model.parameters():
         assert torch.isfinite(p).all()
+
+
+def test_rollback_before_the_first_checkpoint_restarts_from_the_start_of_the_run(tmp_path: Path) -> None:
+    """Epoch-end checkpoints are time-gated (30 s by default), so a short run has none when its first fault streak
+    comes: the rollback target is then the state before step 1, kept in memory."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    torch.manual_seed(0)
+    model = _NaNAt(trainwise.create_model("mlp", (64,), 10, hidden=[32]), bad={25, 26, 27})  # epoch 2
+    events: list[dict] = []
+    res = trainwise.fit(model, (d.data, d.target), run_dir=tmp_path / "run", epochs=3, callbacks=[events.append],
+                        **{"faults.nonfinite": "skip", "faults.max_bad_steps": 3, "optim.lr": 0.01})
+    assert not list_checkpoints(tmp_path / "run" / "checkpoints")[:-1]  # only the end-of-training one
+    assert res.summary["rollbacks"] == 1 and res.summary["stopped"] == "completed"
+    rollback = [e for e in events if e.get("event") == "rollback"]
+    assert len(rollback) == 1 and rollback[0]["step"] == 0 and rollback[0]["lr_scale"] == 0.5
+    assert res.summary["epochs"] == 3 and res.summary["test/accuracy"] > 0.8
+
+
+def test_a_non_finite_stop_still_writes_the_best_weights(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    torch.manual_seed(0)
+    model = _NaNAt(trainwise.create_model("mlp", (64,), 10, hidden=[32]), bad={25})  # epoch 2, after epoch 1 improved
+    res = trainwise.fit(model, (d.data, d.target), run_dir=tmp_path / "run", epochs=3,
+                        **{"faults.nonfinite": "stop"})
+    assert res.summary["stopped"] == "non_finite_loss" and res.summary["best_epoch"] == 1
+    best = load_weights(tmp_path / "run" / "best.safetensors")
+    assert all(torch.isfinite(v).all() for v in best.values())
+
+
+def test_a_mid_epoch_checkpoint_writes_the_unsaved_best_weights(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Epoch 1 improves without a checkpoint (gated); a signal in epoch 2 saves one mid-epoch: best.safetensors must
+    be written with it, holding the checkpoint's best weights."""
+    from sklearn.datasets import load_digits
+
+    from trainwise.errors import TrainingInterrupted
+    from trainwise.train import step as step_mod
+    from trainwise.train.checkpoint import read_checkpoint
+
+    real, calls = step_mod.Stepper.step, {"n": 0}
+
+    def step(self, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        real(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 30:  # epoch 2 (≈ 20 steps per epoch)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(step_mod.Stepper, "step", step)
+    d = load_digits()
+    torch.manual_seed(0)
+    with pytest.raises(TrainingInterrupted):
+        trainwise.fit(trainwise.create_model("mlp", (64,), 10, hidden=[32]), (d.data, d.target),
+                      run_dir=tmp_path / "run", epochs=3)
+    (ckpt,) = list_checkpoints(tmp_path / "run" / "checkpoints")
+    data = read_checkpoint(ckpt)
+    assert data.state["loop"]["pos"] > 0 and data.state["loop"]["best_epoch"] == 0  # mid-epoch 2; best = epoch 1
+    best = load_weights(tmp_path / "run" / "best.safetensors")
+    stored = {k[len("best."):]: v for k, v in data.tensors["extra"].items() if k.startswith("best.")}
+    assert stored.keys() == best.keys() and all(torch.equal(stored[k], best[k]) for k in best)
+
+
+def test_identical_tells_signed_zeros_apart() -> None:
+    from trainwise.train.checkpoint import _identical, _same_tensors
+
+    z, nz = torch.zeros(3), torch.tensor([0.0, -0.0, 0.0])
+    assert torch.equal(z, nz) and not _identical(z, nz)
+    assert _same_tensors({"w": z}, "model", {"w": z.clone()}) == "model"
+    assert _same_tensors({"w": z}, "model", {"w": nz}) is None
+    assert _same_tensors({"w": torch.tensor([float("nan")])}, "model", {"w": torch.tensor([float("nan")])}) is None
+
+
+def test_the_hashing_thread_survives_a_fork(tmp_path: Path) -> None:
+    from trainwise.train.checkpoint import _write_bytes
+
+    blob = os.urandom(5 << 20)  # over the threshold: hashed on the helper thread
+    want = _write_bytes(tmp_path / "a", blob)["sha256"]
+    pid = os.fork()
+    if pid == 0:  # the child inherits the pool object but not its thread
+        try:
+            ok = _write_bytes(tmp_path / "b", blob)["sha256"] == want
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child hung hashing a blob")
 
 
 def test_nan_without_checkpoint_stops_cleanly(tmp_path: Path) -> None:

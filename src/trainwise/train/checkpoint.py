@@ -68,6 +68,14 @@ _PARALLEL_HASH_BYTES = 4 << 20
 _hasher: Any = None  # a one-thread pool, created on first use
 
 
+def _forget_hasher() -> None:
+    global _hasher
+    _hasher = None  # a forked child inherits the pool object but not its thread: it would wait forever
+
+
+os.register_at_fork(after_in_child=_forget_hasher)
+
+
 def _write_bytes(path: Path, blob: bytes) -> dict[str, Any]:
     """Write ``blob``, fsync it, and return its manifest entry, hashed from memory (no second pass over the file)."""
     global _hasher
@@ -135,16 +143,18 @@ class CheckpointData:
     state: dict[str, Any] | str  # JSON-able, or already serialised
 
 
-def _same_tensors(best: dict[str, torch.Tensor] | None, candidates: dict[str, dict[str, torch.Tensor]]) -> str | None:
-    """The name of the candidate state dict holding exactly ``best`` (same keys, dtypes, shapes, values), or None."""
-    if not best:
+def _identical(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same dtype, shape and bits (``torch.equal`` alone calls -0.0 and 0.0 equal; NaN is never identical here)."""
+    if a.dtype != b.dtype or a.shape != b.shape or not torch.equal(a, b):
+        return False
+    return not a.is_floating_point() or torch.equal(torch.signbit(a), torch.signbit(b))
+
+
+def _same_tensors(best: dict[str, torch.Tensor] | None, name: str, tensors: dict[str, torch.Tensor]) -> str | None:
+    """``name`` if ``tensors`` holds exactly ``best`` (same keys and bits), else None."""
+    if not best or tensors.keys() != best.keys():
         return None
-    for name, tensors in candidates.items():
-        if tensors.keys() == best.keys() and all(
-                v.dtype == tensors[k].dtype and v.shape == tensors[k].shape and torch.equal(v, tensors[k])
-                for k, v in best.items()):
-            return name
-    return None
+    return name if all(_identical(v, tensors[k]) for k, v in best.items()) else None
 
 
 def _cpu(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -367,9 +377,11 @@ class Checkpointer:
         self.failures = 0
         self._thread: threading.Thread | None = None
         self._error: OSError | None = None
-        self._pending: tuple[int, str] | None = None
+        self._pending: tuple[int, str, bool] | None = None  # step, previous best checkpoint, carries best weights
+        self._best_failed = False  # a failed job carried best weights: the loop writes them again
         self._config: dict[str, Any] | None = None
         self.mix_rng_restored: Any = None
+        self._start_state: CheckpointData | None = None  # remember_start()
         self.device = next(model.parameters()).device
 
     def snapshot(self, mix_rng: Any, best_current: bool = False) -> CheckpointData:
@@ -421,7 +433,8 @@ class Checkpointer:
         if best_current:  # best weights taken at this very epoch end: stored once, under the name they already have
             # the EMA's weights are its AveragedModel's "module." entries, saved under "ema.module."
             ema = {k[len(_EMA_MODULE):]: v for k, v in extra.items() if k.startswith(_EMA_MODULE)}
-            alias = _same_tensors(self.st.best_state, {"model": model_sd, "ema": ema})
+            alias = (_same_tensors(self.st.best_state, "ema", ema) if self.stepper.ema is not None
+                     else _same_tensors(self.st.best_state, "model", model_sd))  # where the best weights came from
             if alias is not None:
                 extra = {k: v for k, v in extra.items() if not k.startswith("best.")}
                 state["best_alias"] = alias
@@ -465,7 +478,7 @@ class Checkpointer:
                 raise OSError(f"written checkpoint does not verify: {reason}")
             prune(self.root, keep, {protect} if protect else set())
 
-        self._pending = (step, previous_best)
+        self._pending = (step, previous_best, best_copy is not None)
         self._start(job)
 
     def _start(self, job: Any) -> None:
@@ -493,14 +506,33 @@ class Checkpointer:
         step = self._pending[0] if self._pending else self.st.global_step
         if self._pending and self.st.best_ckpt == f"{PREFIX}{step:08d}":
             self.st.best_ckpt = self._pending[1]
+        if self._pending and self._pending[2]:
+            self._best_failed = True
         self.failures += 1
         msg = f"checkpoint at step {step} failed ({exc}); the previous checkpoint is intact"
         if self.cfg.checkpoint.on_error == "stop":
             raise TrainwiseError(msg + "; free space or fix permissions, then resume") from None
         self.reporter.info(f"[yellow]warning: {msg}; training continues[/yellow]")
 
+    def take_best_failed(self) -> bool:
+        """Whether a failed write carried best weights since the last call (they must be written again)."""
+        failed, self._best_failed = self._best_failed, False
+        return failed
+
+    def remember_start(self, mix_rng: Any) -> None:
+        """Keep the state before the first step in memory: the rollback target until a checkpoint exists (epoch-end
+        checkpoints are time-gated, so the first one may come 30 s in). A copy of the weights; the optimizer has no
+        state yet."""
+        data = self.snapshot(mix_rng)
+        data.tensors = {k: _cpu(v) for k, v in data.tensors.items()}
+        data.state = json.loads(json.dumps(data.state))  # detached from live objects, as if read from disk
+        self._start_state = data
+
     def restore(self, folder: Path) -> None:
-        data = read_checkpoint(folder)
+        self._apply(read_checkpoint(folder), f"checkpoint {folder.name}")
+
+    def _apply(self, data: CheckpointData, what: str = "the start-of-run state") -> None:
+        assert isinstance(data.state, dict)
         ex = data.tensors["extra"]
         r = self.dist.rank
         if r:  # this rank's own streams and accumulators replace rank 0's
@@ -508,7 +540,7 @@ class Checkpointer:
             ex = {**ex, **{k[len(pfx):]: v for k, v in ex.items() if k.startswith(pfx)}}
         world = int(data.state.get("world_size", 1))
         if world != self.dist.world:
-            raise TrainwiseError(f"checkpoint {folder.name} was written by {world} process(es) but this run has "
+            raise TrainwiseError(f"{what} was written by {world} process(es) but this run has "
                                  f"{self.dist.world}; resume with the same number (torchrun --nproc_per_node="
                                  f"{world}) — the data shards and RNG streams depend on it")
         self.model.load_state_dict(data.tensors["model"])
@@ -559,16 +591,15 @@ class Checkpointer:
         self.wait()
         self.dist.barrier()  # DDP: rank 0's write is on disk before any rank picks the newest checkpoint
         folder = latest_valid(self.root)
-        if folder is None:
+        data = read_checkpoint(folder) if folder is not None else self._start_state
+        if data is None:
             return False
+        assert isinstance(data.state, dict)
         skip, bad, rollbacks, scale = self.st.skip, self.st.bad_steps, self.st.rollbacks, self.st.lr_scale
-        self.restore(folder)
+        self._apply(data, f"checkpoint {folder.name}" if folder is not None else "the start-of-run state")
         self.st.skip |= skip
         self.st.bad_steps, self.st.rollbacks = bad, rollbacks + 1
         self.st.consecutive_bad = 0
         self.st.lr_scale = scale * lr_factor
-        self.stepper.scale_lr(self.st.lr_scale / self._scale_at(folder))
+        self.stepper.scale_lr(self.st.lr_scale / float(data.state["loop"]["lr_scale"]))
         return True
-
-    def _scale_at(self, folder: Path) -> float:
-        return float(json.loads((folder / "state.json").read_text())["loop"]["lr_scale"])
