@@ -566,7 +566,7 @@ def component_costs(data: Data, epochs: int, n: int = 15) -> list[tuple[str, str
     timed("hand-written eval: val loss + accuracy (plain+eval)", "per epoch",
           lambda: lambda: _evaluate(model, data.xv, data.yv))
     timed("`trainwise.evaluate`: val loss + accuracy, F1 (torchmetrics), AUROC", "per epoch", tw_eval)
-    timed("best weights: state_dict clone + `save_weights` (safetensors + fsync)", "per improved epoch", save_best)
+    timed("best weights: state_dict clone + `save_weights` (safetensors + fsync)", "clone per improved epoch, write with the next checkpoint", save_best)
     timed("`versions()` (importlib.metadata × 6)", "per checkpoint + once", versions)
     timed("`plot_curves` (curves.png)", "per fit()", plot)
     timed("config from keyword options (`from_kwargs`, OmegaConf)", "per fit()", config)
