@@ -378,7 +378,9 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._error: OSError | None = None
         self._pending: tuple[int, str, bool] | None = None  # step, previous best checkpoint, carries best weights
-        self._best_failed = False  # a failed job carried best weights: the loop writes them again
+        # best.safetensors lags the loop's best weights: set when they improve (or a job carrying them failed),
+        # cleared when a save takes them; the next checkpoint, or flush_best() at the end, writes them.
+        self.best_stale = False
         self._config: dict[str, Any] | None = None
         self.mix_rng_restored: Any = None
         self._start_state: CheckpointData | None = None  # remember_start()
@@ -445,13 +447,13 @@ class Checkpointer:
             self._config = omegaconf.to_container(self.cfg, resolve=True)
         return self._config
 
-    def save(self, mix_rng: Any, best: bool = False,
-             best_weights: dict[str, torch.Tensor] | None = None) -> None:
+    def save(self, mix_rng: Any, best: bool = False) -> None:
         """Snapshot the state now (a copy to CPU, serialised to JSON) and write it in the background, or right away
         where a background thread would only compete with torch for the cores (``_write_inline``).
 
         In the background, writing and fsyncing overlap with the next steps; at most one write is in flight (a new
-        save first waits for the previous one). ``best_weights`` also refreshes ``best.safetensors`` in the same job.
+        save first waits for the previous one). Stale best weights (``best_stale``) refresh ``best.safetensors`` in
+        the same job, so the file advances with the checkpoints, which hold the best weights too.
         A failed write (disk full, permissions) leaves the previous checkpoint intact; it is reported at the next save
         or at ``wait()`` (inline: at once), then training continues or stops as configured.
         """
@@ -464,7 +466,8 @@ class Checkpointer:
             return
         data.tensors = {k: _cpu(v) for k, v in data.tensors.items()}
         data.state = json.dumps(data.state)
-        best_copy = _cpu(best_weights) if best_weights is not None else None
+        best_copy = _cpu(self.st.best_state) if self.best_stale and self.st.best_state is not None else None
+        self.best_stale = False
         step, keep, protect = self.st.global_step, self.cfg.checkpoint.keep, self.st.best_ckpt
 
         def job() -> None:
@@ -507,17 +510,32 @@ class Checkpointer:
         if self._pending and self.st.best_ckpt == f"{PREFIX}{step:08d}":
             self.st.best_ckpt = self._pending[1]
         if self._pending and self._pending[2]:
-            self._best_failed = True
+            self.best_stale = True  # the next save writes them again
         self.failures += 1
         msg = f"checkpoint at step {step} failed ({exc}); the previous checkpoint is intact"
         if self.cfg.checkpoint.on_error == "stop":
             raise TrainwiseError(msg + "; free space or fix permissions, then resume") from None
         self.reporter.info(f"[yellow]warning: {msg}; training continues[/yellow]")
 
-    def take_best_failed(self) -> bool:
-        """Whether a failed write carried best weights since the last call (they must be written again)."""
-        failed, self._best_failed = self._best_failed, False
-        return failed
+    def best_improved(self) -> None:
+        """The loop's best weights just changed: best.safetensors is stale until the next save, and no older
+        checkpoint holds the best epoch any more (``save(best=True)`` protects this epoch's, if one is written)."""
+        self.best_stale = True
+        self.st.best_ckpt = ""
+
+    def flush_best(self) -> None:
+        """End of training: wait for the last write, then write best weights no checkpoint took (a stop without a
+        final checkpoint, such as a non-finite loss, or a failed write)."""
+        self.wait()
+        if not (self.best_stale and self.st.best_state is not None and self.dist.main):
+            return
+        from trainwise.run.rundir import save_weights
+
+        try:
+            save_weights(self.root.parent / "best.safetensors", self.st.best_state)
+            self.best_stale = False
+        except OSError as exc:
+            self.reporter.info(f"[yellow]warning: could not write best.safetensors ({exc})[/yellow]")
 
     def remember_start(self, mix_rng: Any) -> None:
         """Keep the state before the first step in memory: the rollback target until a checkpoint exists (epoch-end
@@ -584,6 +602,8 @@ class Checkpointer:
         if folder is None:
             raise TrainwiseError(f"no valid checkpoint in '{self.root}'; nothing to resume (start a new run)")
         self.restore(folder)
+        # the run may have stopped after a checkpoint that did not write best.safetensors: rewrite it with the next
+        self.best_stale = self.st.best_state is not None
         return folder
 
     def rollback(self, lr_factor: float) -> bool:

@@ -424,9 +424,6 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         ckpt.remember_start(mix_rng)
     t_start = time.perf_counter() - st.wall_before
     last_ckpt_time = time.monotonic()
-    # The best weights changed since best.safetensors was last written (after a resume: rewrite it with the next
-    # checkpoint, since the run may have stopped after a checkpoint that had not written it).
-    best_unsaved = st.best_state is not None
     with raw_stop.installed(out_dir is not None):
         while st.epoch < t.epochs:
             epoch = st.epoch
@@ -526,8 +523,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                         or (every_seconds and time.monotonic() - last_ckpt_time >= every_seconds)
                         or stop.signum or agreed_due):
                     st.wall_before = time.perf_counter() - t_start
-                    ckpt.save(mix_rng, best_weights=st.best_state if best_unsaved else None)
-                    last_ckpt_time, agreed_due, best_unsaved = time.monotonic(), False, False
+                    ckpt.save(mix_rng)
+                    last_ckpt_time, agreed_due = time.monotonic(), False
                 if stop.signum:
                     break
                 t_prev = time.perf_counter()
@@ -588,6 +585,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             if improved:
                 st.best_value, st.best_epoch, st.bad_epochs = value, epoch, 0
                 st.best_state = {n: v_.detach().clone() for n, v_ in full_state_dict(eval_model, dctx).items()}
+                if ckpt is not None:
+                    ckpt.best_improved()
             else:
                 st.bad_epochs += 1
                 if t.early_stopping and has_val and st.bad_epochs >= t.patience:
@@ -598,28 +597,19 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                 epoch_gap <= 0 or time.monotonic() - last_ckpt_time >= epoch_gap)
             if distributed and epoch_gap > 0:  # ranks' clocks differ: rank 0's decision for all (one small reduce)
                 epoch_due = bool(dctx.agree(float(epoch_due and writer))[0])
-            best_unsaved = best_unsaved or improved or (ckpt is not None and ckpt.take_best_failed())
             if ckpt is not None and (epoch_due or stop.signum or st.stopped != "completed" or st.epoch == t.epochs):
                 st.wall_before = time.perf_counter() - t_start
                 # best.safetensors advances with the checkpoints (which hold the best weights too), so a crash
                 # leaves the two consistent and a time-gated epoch end writes nothing at all
-                ckpt.save(mix_rng, best=improved, best_weights=st.best_state if best_unsaved else None)
-                last_ckpt_time, best_unsaved = time.monotonic(), False
-            elif ckpt is not None and improved:
-                st.best_ckpt = ""  # the best epoch has no checkpoint: none is protected from pruning as "the best"
+                ckpt.save(mix_rng, best=improved)
+                last_ckpt_time = time.monotonic()
             elif sharded and improved and files is not None:  # FSDP writes no checkpoints: best weights at once
                 save_weights(files / "best.safetensors", st.best_state)  # type: ignore[arg-type]
             if stop.signum or st.stopped != "completed":
                 break
 
     if ckpt is not None:
-        ckpt.wait()  # the last checkpoint (and best.safetensors) are on disk before anything reports success
-        if (best_unsaved or ckpt.take_best_failed()) and st.best_state is not None and files is not None:
-            # a stop that wrote no checkpoint (a non-finite loss), or a failed write: the best weights still count
-            try:
-                save_weights(files / "best.safetensors", st.best_state)
-            except OSError as exc:
-                reporter.info(f"[yellow]warning: could not write best.safetensors ({exc})[/yellow]")
+        ckpt.flush_best()  # the last checkpoint and best.safetensors are on disk before anything reports success
     if stop.signum:
         log.close()
         monitors.close()
