@@ -266,6 +266,17 @@ class CpuMeter:
         return max(0.0, (busy1 - busy0) - (self._own() - own0)) / max(1e-9, time.perf_counter() - t0)
 
 
+def add_machine_options(ap: argparse.ArgumentParser, max_wait: float, max_retries: int) -> None:
+    """The noise guard's options (and the thread count), shared with bench_peers.py."""
+    ap.add_argument("--max-wait", type=float, default=max_wait, help="seconds to wait before each round for other "
+                    "processes to go quiet (0: never wait)")
+    ap.add_argument("--quiet-threshold", type=float, default=0.15, help="cores other processes may use for the "
+                    "machine to count as quiet")
+    ap.add_argument("--max-retries", type=int, default=max_retries, help="rounds that may be discarded and rerun "
+                    "because other processes were busy (0: keep every round)")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
+
+
 def wait_for_quiet(meter: CpuMeter, threshold: float, max_wait: float) -> float | None:
     """Sleep (in 1 s samples) until other processes use < ``threshold`` cores, at most ``max_wait`` seconds."""
     deadline = time.perf_counter() + max_wait
@@ -688,13 +699,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-epochs", type=int, default=10, help="epochs per data-path measurement")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 repeats × 3 epochs, no waiting, nothing "
                                                          "written unless --out is given")
-    ap.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait before each round for other "
-                                                                 "processes to go quiet (0: never wait)")
-    ap.add_argument("--quiet-threshold", type=float, default=0.15, help="cores other processes may use for the "
-                                                                        "machine to count as quiet")
-    ap.add_argument("--max-retries", type=int, default=7, help="rounds that may be discarded and rerun because "
-                                                               "other processes were busy (0: keep every round)")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
+    add_machine_options(ap, max_wait=60.0, max_retries=7)
     ap.add_argument("--profile", action="store_true", help="also profile one fit() and time per-step operations")
     ap.add_argument("--no-data-path", action="store_true", help="skip the data-path section")
     ap.add_argument("--out", default=None, help="markdown file whose bench_loop sections are replaced "

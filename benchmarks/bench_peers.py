@@ -683,13 +683,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(default 3; quick 1)")
     ap.add_argument("--infer-repeats", type=int, default=None, help="rounds of the inference section "
                     "(default 15; quick 5)")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
-    ap.add_argument("--max-wait", type=float, default=120.0, help="seconds to wait before each round for other "
-                    "processes to go quiet (0: never wait)")
-    ap.add_argument("--quiet-threshold", type=float, default=0.15, help="cores other processes may use for the "
-                    "machine to count as quiet")
-    ap.add_argument("--max-retries", type=int, default=10, help="rounds per workload that may be discarded and rerun "
-                    "because other processes were busy")
+    bl.add_machine_options(ap, max_wait=120.0, max_retries=10)  # --max-retries counts per workload here
     ap.add_argument("--out", default=None, help="markdown file whose bench_peers sections are replaced (default "
                     "benchmarks/RESULTS.md; '-' writes nothing; --quick writes nothing unless given)")
     ap.add_argument("--json", default=None, help="also write all numbers as JSON here (default with a full run: "
