@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-venv bench-quick clean
+.PHONY: run test system-deps lint bench bench-venv bench-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,8 +25,13 @@ run: $(STAMP)
 TEST_WORKERS ?= auto
 
 test: $(STAMP)
+	bash scripts/system-deps.sh
 	$(BIN)/ruff check src tests benchmarks recipes
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# What the suite needs outside Python (Chromium for the HTML tests); `make test` runs it first.
+system-deps:
+	bash scripts/system-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks recipes

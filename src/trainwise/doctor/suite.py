@@ -59,10 +59,15 @@ CASES = [
     Case("lr-collapse", "digits-mlp", ["schedule.name=step", "schedule.step_size=1", "schedule.gamma=0.001",
                                        "optim.lr=0.0003", "train.epochs=10"],
          {"early_plateau"}, {"underfitting", "lr_too_low"}, "lr divided by 1000 after the first epoch"),
-    Case("vanilla-rnn-adding", "adding-rnn", [],
-         {"not_learning"}, {"underfitting", "early_plateau", "vanishing_gradients", "lr_too_low"},
-         "vanilla RNN on the adding problem at T=100 (a real model limit: the gap is too long)"),
 ]
+
+# Presets whose outcome is not a property of the configuration but of last-bit numerics, so they are neither a broken
+# case (the doctor cannot be required to flag them) nor a healthy control (it cannot be required to stay silent).
+# adding-rnn: the vanilla RNN on the adding problem at T=100, seeds 0-4 on the 2-core CPU gave test r² -0.00, -0.00,
+# 0.91, -0.00, 0.09 (and T=200 gave -0.01, 0.43, -0.00): whether it learns flips with the seed and the machine's
+# kernels, so a case expecting `not_learning` there was a flaky test (issue 16).
+MARGINAL_PRESETS = {"adding-rnn": "vanilla RNN on the adding problem: whether it learns flips with the seed "
+                                  "and last-bit numerics (r² from -0.00 to 0.91 over seeds 0-4)"}
 
 
 class _SlowDigits(Dataset):
@@ -92,14 +97,17 @@ def _data_bound() -> tuple[list[str], dict[str, Any]]:
     return [f["code"] for f in r.findings if f["severity"] != "info"], r.summary
 
 
-def run_suite(fast: bool = False) -> dict[str, Any]:
-    """Run every case and healthy preset; returns rows plus precision and recall."""
+def run_suite(fast: bool = False, seed: int | None = None) -> dict[str, Any]:
+    """Run every case and healthy preset; returns rows plus precision and recall.
+
+    ``seed`` overrides every case's and preset's seed: the verdicts must not depend on it (checked with several)."""
+    seeded = [] if seed is None else [f"seed={seed}"]
     from trainwise.runner import train
 
     rows = []
     for case in CASES:
         t = time.perf_counter()
-        r = train(compose(None, case.preset, case.overrides), run_dir=None, quiet=True)
+        r = train(compose(None, case.preset, [*case.overrides, *seeded]), run_dir=None, quiet=True)
         codes = [f["code"] for f in r.findings if f["severity"] != "info"]
         rows.append({"case": case.name, "note": case.note, "expected": sorted(case.expected), "raised": codes,
                      "recalled": bool(case.expected & set(codes)),
@@ -112,12 +120,11 @@ def run_suite(fast: bool = False) -> dict[str, Any]:
                  "false_positives": [c for c in codes if c != "data_bound"],
                  "seconds": round(time.perf_counter() - t, 1)})
     healthy = []
-    negative_controls = {c.preset for c in CASES if not c.overrides}  # presets that are *meant* to fail
     for name in preset_names():
-        if name in negative_controls:
+        if name in MARGINAL_PRESETS:
             continue
         t = time.perf_counter()
-        r = train(compose(None, name, ["train.epochs=5"] if fast else []), run_dir=None, quiet=True)
+        r = train(compose(None, name, (["train.epochs=5"] if fast else []) + seeded), run_dir=None, quiet=True)
         warn = [f["code"] for f in r.findings if f["severity"] != "info"]
         healthy.append({"preset": name, "raised": warn, "main": r.summary.get(f"test/{r.summary['main_metric']}"),
                         "seconds": round(time.perf_counter() - t, 1)})
@@ -143,6 +150,9 @@ def to_markdown(res: dict[str, Any], command: str) -> str:
     for h in res["healthy"]:
         main = f"{h['main']:.4f}" if isinstance(h["main"], float) else "-"
         lines.append(f"| {h['preset']} | {main} | {', '.join(h['raised']) or 'none'} |")
+    lines += ["", "Left out of both lists (their outcome depends on the seed and last-bit numerics, not on the "
+              "configuration):", ""]
+    lines += [f"- `{name}`: {why}" for name, why in MARGINAL_PRESETS.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -150,9 +160,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description="Run the doctor's evaluation suite")
     p.add_argument("--out", help="write the markdown table here (e.g. docs/doctor.md)")
     p.add_argument("--fast", action="store_true", help="healthy presets for 5 epochs only")
+    p.add_argument("--seed", type=int, help="override every case's seed (verdicts must not depend on it)")
     args = p.parse_args()
-    res = run_suite(fast=args.fast)
+    res = run_suite(fast=args.fast, seed=args.seed)
     md = to_markdown(res, "python -m trainwise.doctor.suite" + (" --fast" if args.fast else "")
+                     + (f" --seed {args.seed}" if args.seed is not None else "")
                      + (f" --out {args.out}" if args.out else ""))
     print(md)
     if args.out:
