@@ -399,7 +399,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_commands(sub)
     add_tune_commands(sub)
     add_recipe_commands(sub)
+    _add_allow_code(sub)
     return p
+
+
+def _add_allow_code(sub: argparse._SubParsersAction) -> None:
+    """``--allow-code`` on every command (and sub-command): a config file alone may not make trainwise import and run
+    Python code (``data.source=module:function``); the person typing the command opts in (docs/security.md)."""
+    for parser in set(sub.choices.values()):
+        if "--allow-code" in parser._option_string_actions:  # noqa: SLF001 - argparse has no public lookup
+            continue
+        parser.add_argument("--allow-code", action="store_true",
+                            help="let the config run Python code it names (data.source=module:function); only for "
+                            "configs you trust")
+        for action in parser._subparsers._group_actions if parser._subparsers else ():  # noqa: SLF001
+            _add_allow_code(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -408,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from trainwise.safety import restore_code_allowed, set_code_allowed
+
+    previous = set_code_allowed(bool(getattr(args, "allow_code", False)))
     try:
         return int(args.func(args) or 0)
     except TrainwiseError as exc:
@@ -425,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        restore_code_allowed(previous)
 
 
 if __name__ == "__main__":

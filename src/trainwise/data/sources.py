@@ -195,6 +195,9 @@ def from_arrays(x: Any, y: Any, task: str = "auto", where: str = "arrays") -> Ta
 
 def _module_function(spec: str, task: str) -> Table:
     mod_name, _, fn_name = spec.partition(":")
+    from trainwise.safety import require_code_allowed
+
+    require_code_allowed(f"data.source={spec}")  # before the import: importing a module already runs its code
     try:
         fn = getattr(importlib.import_module(mod_name), fn_name)
     except (ImportError, AttributeError) as exc:
