@@ -225,7 +225,7 @@ def cmd_overfit_batch(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from trainwise.doctor.report import write_report
 
-    path = write_report(args.run_dir, args.out)
+    path = write_report(args.run_dir, args.out, force=args.force)
     print(f"report written to {path}")
     return 0
 
@@ -360,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "matrix, findings and config, with every plot embedded.")
     rp.add_argument("run_dir", metavar="RUN_DIR")
     rp.add_argument("--out", help="output file (default RUN_DIR/report.html)")
+    rp.add_argument("--force", action="store_true", help="replace an existing --out file")
     rp.set_defaults(func=cmd_report)
 
     lf = sub.add_parser("lr-find", help="learning-rate range test: sweep the lr exponentially, suggest one",

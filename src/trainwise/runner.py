@@ -20,6 +20,7 @@ from trainwise.data.splits import Preprocess, Splits, split_table
 from trainwise.errors import TrainwiseError
 from trainwise.models import create_model, get_spec
 from trainwise.run.rundir import load_weights
+from trainwise.safety import refuse_existing, write_error
 from trainwise.tasks.base import make_task
 from trainwise.train.loop import FitResult, evaluate, fit, seed_everything
 from trainwise.train.precision import resolve_device, resolve_precision
@@ -264,6 +265,9 @@ def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.n
     expected = int(np.prod(prep.input_shape))
     if path.suffix == ".npz":
         try:
+            from trainwise.data.sources import check_npz_members
+
+            check_npz_members(path, ("x",))  # shape, dtype and size from the headers, before anything is loaded
             with np.load(path, allow_pickle=False) as f:  # allow_pickle=False: an input file must never run code
                 if "x" not in f.files:
                     raise TrainwiseError(f"'{path}' must hold an array named 'x'")
@@ -286,7 +290,7 @@ def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.n
         raise TrainwiseError(f"cannot read CSV '{path}': {str(exc).splitlines()[0]}") from None
     if prep.feature_names and all(c in df.columns for c in prep.feature_names):
         numeric = [c for c in prep.feature_names if c not in prep.cat_columns]
-        cols = [df[numeric].to_numpy(dtype=np.float64)]
+        cols = [_numeric(df[numeric], path)]
         for c, names in zip(prep.cat_columns, prep.cat_categories):
             index = {n: i + 1 for i, n in enumerate(names)}
             cols.append(np.array([index.get(str(v), 0) for v in df[c]], dtype=np.float64)[:, None])
@@ -295,8 +299,22 @@ def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.n
         feats = df.drop(columns=[target]) if target and target in df.columns else df
         if feats.shape[1] != expected:
             raise TrainwiseError(f"'{path}' has {feats.shape[1]} feature columns but the model takes {expected}")
-        x = feats.to_numpy(dtype=np.float32)
+        x = _numeric(feats, path).astype(np.float32)
     return x.reshape(len(x), *prep.input_shape), df
+
+
+def _numeric(df: Any, path: Path) -> np.ndarray:
+    """The numeric feature columns as float64, naming the first cell that is not a number (``abc``)."""
+    import pandas as pd
+
+    out = df.apply(pd.to_numeric, errors="coerce")
+    bad = out.isna() & df.notna()
+    if bad.to_numpy().any():
+        col = bad.any().idxmax()
+        row = int(bad[col].to_numpy().argmax())
+        raise TrainwiseError(f"'{path}' column '{col}' row {row + 1} holds {df[col].iloc[row]!r}, not a number; "
+                             "numeric feature columns must hold numbers")
+    return out.to_numpy(dtype=np.float64)
 
 
 def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | None = None,
@@ -314,9 +332,7 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | N
         raise TrainwiseError(f"'{rd}' is a {cfg.paradigm.name} run; predict writes class/value predictions of "
                              "supervised runs (use trainwise evaluate, or load its weights in Python)")
     inp = Path(input_path)
-    dest = Path(out) if out is not None else inp.with_name(f"{inp.stem}.predictions.csv")
-    if dest.exists() and not force:
-        raise TrainwiseError(f"'{dest}' already exists; pass --out PATH or --force to replace it")
+    dest = refuse_existing(Path(out) if out is not None else inp.with_name(f"{inp.stem}.predictions.csv"), force)
     # A missing export/quantized artefact is reported before any input is read.
     predictor = load_predictor(Run(rd, cfg, prep, model), fmt) if fmt != "eager" else None
     if not is_image(inp) and inp.suffix not in (".csv", ".npz"):
@@ -353,8 +369,12 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | N
             cols[f"prob_{name}"] = probs[:, j]
     else:
         cols["prediction"] = pred
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(cols).to_csv(dest, index=False)
+    from trainwise.run.rundir import atomic_write
+
+    try:  # atomic: a full disk never leaves half a CSV in place of the file --force replaces
+        atomic_write(dest, lambda p: pd.DataFrame(cols).to_csv(p, index=False))
+    except OSError as exc:
+        raise write_error(dest, exc) from None
     return dest
 
 
