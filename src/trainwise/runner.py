@@ -178,7 +178,13 @@ def resume(run_dir: str | Path, quiet: bool = False) -> FitResult:
         raise TrainwiseError(f"'{rd}' is not a run directory (no config.yaml); give a directory made by "
                              "'trainwise train'")
     if (rd / "summary.json").is_file():  # the run ended (all epochs, early stopping, a callback, …)
-        done = json.loads((rd / "summary.json").read_text())
+        try:
+            done = json.loads((rd / "summary.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise TrainwiseError(f"'{rd / 'summary.json'}' is damaged, but its presence says the run finished; "
+                                 "nothing to resume (delete summary.json to resume from the newest checkpoint)") \
+                from None
+        done = done if isinstance(done, dict) else {}
         raise TrainwiseError(f"'{rd}' already finished ({done.get('epochs')} epochs, stopped: "
                              f"{done.get('stopped')}); nothing to resume. To train further, start a new run from its "
                              f"weights: trainwise train … model.init_from={rd}")
@@ -203,9 +209,14 @@ def checkpoint_table(run_dir: str | Path) -> list[dict[str, Any]]:
                                "bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
                                "verified": reason is None, "problem": reason or ""}
         if reason is None:
-            state = json.loads((folder / "state.json").read_text())
-            row.update({"epoch": state["loop"]["epoch"], "batch": state["loop"]["pos"],
-                        "monitor": state["monitor"]["name"], "value": state["monitor"]["value"]})
+            try:
+                state = json.loads((folder / "state.json").read_text())
+                row.update({"epoch": state["loop"]["epoch"], "batch": state["loop"]["pos"],
+                            "monitor": state["monitor"]["name"], "value": state["monitor"]["value"]})
+                if not isinstance(row["value"], (int, float)) or isinstance(row["value"], bool):
+                    row["value"] = None
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, RecursionError):
+                row.update({"verified": False, "problem": "state.json malformed"})
         rows.append(row)
     return rows
 

@@ -92,6 +92,10 @@ class MetricsLog:
 
     def __init__(self, path: Path | None, truncate_to: int | None = None) -> None:
         self.path = path
+        if path is not None:
+            from trainwise.safety import check_inside
+
+            check_inside(path, path.parent, "log")  # a link out of the run directory is never truncated or appended to
         if path is not None and truncate_to is not None and path.exists():
             # Resume: drop events written after the restored checkpoint; the resumed run writes them again.
             with open(path, "r+b") as f:
