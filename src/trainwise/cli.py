@@ -431,6 +431,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainwiseError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    except OSError as exc:
+        # The machine refused a write (disk full, read-only or immutable folder, file-size limit, no permission):
+        # the user's environment, not a bug, so one line; any other OSError is unexpected and keeps its traceback.
+        from trainwise.safety import WRITE_ERRNOS, write_error
+
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        sys.stderr.write(f"error: {write_error(exc.filename or '?', exc)}\n")
+        return 2
     except TrainingInterrupted as exc:
         if _rank() == 0:
             sys.stderr.write(f"{exc}\n")

@@ -13,6 +13,7 @@ No torch import here: the CLI uses these before torch is loaded.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from pathlib import Path
@@ -23,22 +24,24 @@ from trainwise.errors import TrainwiseError
 # ---- named outputs ------------------------------------------------------------------------------------------------
 
 
-def refuse_existing(path: str | Path, force: bool, what: str = "output") -> Path:
-    """The one rule for every named output: refuse to replace an existing ``path`` unless ``force``; never replace a
-    directory with a file (``--force`` included) and never write through a dangling or directory symlink."""
+def refuse_existing(path: str | Path, force: bool, what: str = "output", folder: bool = False) -> Path:
+    """The one rule for every named output: refuse to replace an existing ``path`` unless ``force``. A file output
+    never replaces a directory and a ``folder`` output (export/quantize) never replaces a file, ``--force`` or not."""
     p = Path(path)
-    if p.is_dir():
-        raise TrainwiseError(f"{what} '{p}' is a directory; give a file name with --out")
-    if p.exists() or p.is_symlink():
-        if not force:
-            raise TrainwiseError(f"{what} '{p}' already exists; pass --force to replace it (or another --out)")
+    if p.is_dir() != folder and p.exists():
+        kind = "a directory" if p.is_dir() else "a file"
+        raise TrainwiseError(f"{what} '{p}' is {kind}; give " + ("a folder" if folder else "a file name")
+                             + " that is not taken (nothing was changed)")
+    if (p.exists() or p.is_symlink()) and not force:
+        raise TrainwiseError(f"{what} '{p}' already exists; pass --force to replace it (or another --out)")
     return p
+
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
 
 
 def write_error(path: str | Path, exc: OSError) -> TrainwiseError:
     """A failed write (disk full, read-only, immutable, quota) as one user-facing line."""
-    import errno
-
     reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
               errno.EPERM: "operation not permitted (immutable or protected)",

@@ -412,7 +412,7 @@ class Checkpointer:
         self.monitor: Any = None  # Monitor, likewise for monitors.jsonl
         self.failures = 0
         self._thread: threading.Thread | None = None
-        self._error: OSError | None = None
+        self._error: Exception | None = None
         self._pending: tuple[int, str, bool] | None = None  # step, previous best checkpoint, carries best weights
         # best.safetensors lags the loop's best weights: set when they improve (or a job carrying them failed),
         # cleared when a save takes them; the next checkpoint, or flush_best() at the end, writes them.
@@ -531,8 +531,8 @@ class Checkpointer:
     def _run(self, job: Any) -> None:
         try:
             job()
-        except OSError as exc:  # handled on the training thread by wait()
-            self._error = exc
+        except Exception as exc:  # noqa: BLE001 - any failure, not only OSError: a thread that dies silently would
+            self._error = exc  # leave the run believing it has a checkpoint; wait() counts and reports it
 
     def wait(self) -> None:
         """Block until the background write (if any) has finished, and deal with its failure."""
@@ -548,7 +548,8 @@ class Checkpointer:
         if self._pending and self._pending[2]:
             self.best_stale = True  # the next save writes them again
         self.failures += 1
-        msg = f"checkpoint at step {step} failed ({exc}); the previous checkpoint is intact"
+        what = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        msg = f"checkpoint at step {step} failed ({what}); the previous checkpoint is intact"
         if self.cfg.checkpoint.on_error == "stop":
             raise TrainwiseError(msg + "; free space or fix permissions, then resume") from None
         self.reporter.info(f"[yellow]warning: {msg}; training continues[/yellow]")
@@ -649,6 +650,11 @@ class Checkpointer:
         # the run may have stopped after a checkpoint that did not write best.safetensors: rewrite it with the next
         self.best_stale = self.st.best_state is not None
         return folder
+
+    def latest(self) -> str | None:
+        """Name of the newest checkpoint that verifies (None: none), for messages after a failed write."""
+        folder = latest_valid(self.root)
+        return folder.name if folder is not None else None
 
     def rollback(self, lr_factor: float) -> bool:
         """Restore the newest valid checkpoint but keep the fault bookkeeping, and lower the lr."""
