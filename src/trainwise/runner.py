@@ -239,7 +239,7 @@ def _open_run(run_dir: str | Path) -> tuple[Path, DictConfig, Preprocess, torch.
     pp = rd / "preprocess.json"
     if not pp.is_file():
         raise TrainwiseError(f"'{rd}' has no preprocess.json; it was not trained from a config")
-    prep = Preprocess(**json.loads(pp.read_text()))
+    prep = _read_preprocess(pp)
     weights = rd / "best.safetensors"
     if not weights.is_file():
         weights = rd / "final.safetensors"
@@ -247,9 +247,44 @@ def _open_run(run_dir: str | Path) -> tuple[Path, DictConfig, Preprocess, torch.
         raise TrainwiseError(f"'{rd}' holds no weights (best.safetensors / final.safetensors); the run did not finish")
     num_classes = len(prep.class_names) if prep.task in ("classification", "multilabel") else 0
     model = build_model(cfg, prep, num_classes)
-    model.load_state_dict(load_weights(weights))
+    try:
+        model.load_state_dict(load_weights(weights))
+    except RuntimeError as exc:  # missing/unexpected keys or shapes: weights of another model
+        raise TrainwiseError(f"'{weights}' does not fit the model config.yaml describes "
+                             f"({str(exc).splitlines()[1].strip()[:200] if len(str(exc).splitlines()) > 1 else exc}); "
+                             "were the weights replaced?") from None
     model.eval()
     return rd, cfg, prep, model
+
+
+def _read_preprocess(path: Path) -> Preprocess:
+    """``preprocess.json`` checked against the fields of :class:`Preprocess` and their types (the file may have been
+    edited or downloaded), so a wrong file is one error line, not a TypeError deep in predict or serve."""
+    import dataclasses
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise TrainwiseError(f"cannot read '{path}': {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(data, dict):
+        raise TrainwiseError(f"'{path}' must hold a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(Preprocess)}
+    extra = sorted(set(data) - set(fields))
+    if extra:
+        raise TrainwiseError(f"'{path}' has unknown key '{extra[0]}'; it was not written by this trainwise (or was "
+                             "edited): remove the key")
+    for name, value in data.items():
+        want = {int: (int,), float: (int, float), str: (str,)}.get(type(fields[name].default), (list,))
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise TrainwiseError(f"'{path}' key '{name}' has the wrong type ({type(value).__name__})")
+    try:
+        prep = Preprocess(**data)
+        shape = [int(v) for v in prep.input_shape]
+    except (TypeError, ValueError) as exc:
+        raise TrainwiseError(f"'{path}' is malformed: {exc}") from None
+    if not shape or any(v < 1 for v in shape):
+        raise TrainwiseError(f"'{path}' has input_shape {prep.input_shape}; every size must be ≥ 1")
+    return prep
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, float]:

@@ -107,8 +107,11 @@ def _check_size(spec: ModelSpec, in_shape: tuple[int, ...], out_dim: int, args: 
 
     from trainwise.safety import check_memory, gb
 
+    import warnings
+
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # init warnings ("zero-element tensors") would repeat at the real build
             meta = spec.builder(in_shape=in_shape, out_dim=out_dim, **args)
     except (RuntimeError, ValueError, TypeError, ZeroDivisionError, NotImplementedError):
         return  # the real build below reports bad arguments; some builders cannot run on meta tensors at all
