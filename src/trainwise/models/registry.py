@@ -103,11 +103,11 @@ def _shown(args: dict[str, Any]) -> str:
 def _check_size(spec: ModelSpec, in_shape: tuple[int, ...], out_dim: int, args: dict[str, Any]) -> None:
     """Build the model on the meta device first (shapes only: no memory, no RNG draws) and refuse, with the estimate,
     a model whose weights do not fit in the memory available, before a single byte is allocated."""
+    import warnings
+
     import torch
 
     from trainwise.safety import check_memory, gb
-
-    import warnings
 
     try:
         with torch.device("meta"), warnings.catch_warnings():
