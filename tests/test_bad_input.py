@@ -215,7 +215,8 @@ def test_model_cannot_take_the_data(cli, tmp_path, untouched):
     (tmp_path / "mydata.py").write_text(
         "import numpy as np\n\n\ndef load():\n    r = np.random.default_rng(0)\n"
         "    return r.normal(size=(60, 4)).astype('float32'), r.integers(0, 3, 60)\n")
-    _train_error(cli, untouched, "data.source=mydata:load", needles=("shape",), env={"PYTHONPATH": str(tmp_path)})
+    _train_error(cli, untouched, "data.source=mydata:load", "--allow-code", needles=("shape",),
+                 env={"PYTHONPATH": str(tmp_path)})
 
 
 def test_model_output_width_wrong_for_task(tmp_path):

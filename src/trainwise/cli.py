@@ -225,7 +225,7 @@ def cmd_overfit_batch(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from trainwise.doctor.report import write_report
 
-    path = write_report(args.run_dir, args.out)
+    path = write_report(args.run_dir, args.out, force=args.force)
     print(f"report written to {path}")
     return 0
 
@@ -360,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "matrix, findings and config, with every plot embedded.")
     rp.add_argument("run_dir", metavar="RUN_DIR")
     rp.add_argument("--out", help="output file (default RUN_DIR/report.html)")
+    rp.add_argument("--force", action="store_true", help="replace an existing --out file")
     rp.set_defaults(func=cmd_report)
 
     lf = sub.add_parser("lr-find", help="learning-rate range test: sweep the lr exponentially, suggest one",
@@ -399,7 +400,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_commands(sub)
     add_tune_commands(sub)
     add_recipe_commands(sub)
+    _add_allow_code(sub)
     return p
+
+
+def _add_allow_code(sub: argparse._SubParsersAction) -> None:
+    """``--allow-code`` on every command (and sub-command): a config file alone may not make trainwise import and run
+    Python code (``data.source=module:function``); the person typing the command opts in (docs/security.md)."""
+    for parser in set(sub.choices.values()):
+        if "--allow-code" in parser._option_string_actions:  # noqa: SLF001 - argparse has no public lookup
+            continue
+        parser.add_argument("--allow-code", action="store_true",
+                            help="let the config run Python code it names (data.source=module:function); only for "
+                            "configs you trust")
+        for action in parser._subparsers._group_actions if parser._subparsers else ():  # noqa: SLF001
+            _add_allow_code(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -408,10 +423,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from trainwise.safety import restore_code_allowed, set_code_allowed
+
+    previous = set_code_allowed(bool(getattr(args, "allow_code", False)))
     try:
         return int(args.func(args) or 0)
     except TrainwiseError as exc:
         sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except OSError as exc:
+        # The machine refused a write (disk full, read-only or immutable folder, file-size limit, no permission):
+        # the user's environment, not a bug, so one line; any other OSError is unexpected and keeps its traceback.
+        from trainwise.safety import WRITE_ERRNOS, write_error
+
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        sys.stderr.write(f"error: {write_error(exc.filename or '?', exc)}\n")
         return 2
     except TrainingInterrupted as exc:
         if _rank() == 0:
@@ -425,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        restore_code_allowed(previous)
 
 
 if __name__ == "__main__":

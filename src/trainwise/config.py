@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from trainwise.errors import TrainwiseError, suggest
+from trainwise.safety import SEED_MAX, check_finite, load_yaml_bounded
 
 
 @dataclass
@@ -236,7 +237,7 @@ def preset_description(name: str) -> str:
 
 def _load_yaml(text: str, where: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_bounded(text, where)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -255,8 +256,10 @@ def _parse_override(item: str) -> tuple[str, Any]:
     key = key.strip()
     if not key:
         raise TrainwiseError(f"override '{item}' has no key (for example optim.lr=3e-4)")
+    if any(not part.strip() for part in key.split(".")):  # "optim..lr": an empty part would blame 'optim'
+        raise TrainwiseError(f"override '{item}': key '{key}' has an empty part between dots; write it like optim.lr")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml_bounded(raw, f"override '{key}'") if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     # YAML 1.1 reads "3e-4" as a string; accept it as the float it obviously is.
@@ -306,6 +309,8 @@ def compose(config_path: str | Path | None = None, preset: str | None = None,
         cfg = _merge(cfg, _load_yaml(text, f"preset {preset}"), schema, f"preset {preset}")
     if config_path is not None:
         p = Path(config_path)
+        if p.is_dir():
+            raise TrainwiseError(f"config '{p}' is a directory; give a YAML file (e.g. {p / 'config.yaml'})")
         if not p.is_file():
             raise TrainwiseError(f"config file '{p}' does not exist (give a YAML file or --preset NAME)")
         try:
@@ -332,6 +337,7 @@ def validate(cfg: DictConfig) -> None:
         value = str(OmegaConf.select(cfg, key))
         if value not in choices:
             raise TrainwiseError(f"{key}={value} is not one of {', '.join(choices)}{suggest(value, choices)}")
+    _check_all_finite(cfg)
     d, t, o = cfg.data, cfg.train, cfg.optim
     checks = [
         (0.0 <= d.val_fraction < 1.0, "data.val_fraction must be in [0, 1)"),
@@ -351,7 +357,7 @@ def validate(cfg: DictConfig) -> None:
         (o.lr > 0, "optim.lr must be > 0"),
         (o.weight_decay >= 0, "optim.weight_decay must be ≥ 0"),
         (0.0 <= cfg.schedule.warmup_fraction < 1.0, "schedule.warmup_fraction must be in [0, 1)"),
-        (cfg.seed >= 0, "seed must be ≥ 0"),
+        (0 <= cfg.seed <= SEED_MAX, f"seed={cfg.seed} is out of range: the seed must be in 0..{SEED_MAX}"),
         (cfg.checkpoint.every_steps >= 0, "checkpoint.every_steps must be ≥ 0 (0 disables)"),
         (cfg.checkpoint.every_seconds >= 0, "checkpoint.every_seconds must be ≥ 0 (0 disables)"),
         (cfg.checkpoint.epoch_min_seconds >= 0, "checkpoint.epoch_min_seconds must be ≥ 0 (0: every epoch end)"),
@@ -381,6 +387,22 @@ def validate(cfg: DictConfig) -> None:
         raise TrainwiseError(f"data.source={d.source} needs data.path=FILE")
     if d.source == "csv" and not d.target:
         raise TrainwiseError("data.source=csv needs data.target=COLUMN (the column to predict)")
+
+
+def _check_all_finite(cfg: DictConfig) -> None:
+    """No inf or NaN anywhere (``optim.lr=.inf`` would train to NaN): every number a config holds is finite."""
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{prefix[:-1]}[{i}].")
+        else:
+            check_finite(node, prefix[:-1])
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -20,6 +20,7 @@ from trainwise.data.splits import Preprocess, Splits, split_table
 from trainwise.errors import TrainwiseError
 from trainwise.models import create_model, get_spec
 from trainwise.run.rundir import load_weights
+from trainwise.safety import refuse_existing, write_error
 from trainwise.tasks.base import make_task
 from trainwise.train.loop import FitResult, evaluate, fit, seed_everything
 from trainwise.train.precision import resolve_device, resolve_precision
@@ -177,7 +178,13 @@ def resume(run_dir: str | Path, quiet: bool = False) -> FitResult:
         raise TrainwiseError(f"'{rd}' is not a run directory (no config.yaml); give a directory made by "
                              "'trainwise train'")
     if (rd / "summary.json").is_file():  # the run ended (all epochs, early stopping, a callback, …)
-        done = json.loads((rd / "summary.json").read_text())
+        try:
+            done = json.loads((rd / "summary.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise TrainwiseError(f"'{rd / 'summary.json'}' is damaged, but its presence says the run finished; "
+                                 "nothing to resume (delete summary.json to resume from the newest checkpoint)") \
+                from None
+        done = done if isinstance(done, dict) else {}
         raise TrainwiseError(f"'{rd}' already finished ({done.get('epochs')} epochs, stopped: "
                              f"{done.get('stopped')}); nothing to resume. To train further, start a new run from its "
                              f"weights: trainwise train … model.init_from={rd}")
@@ -202,9 +209,14 @@ def checkpoint_table(run_dir: str | Path) -> list[dict[str, Any]]:
                                "bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
                                "verified": reason is None, "problem": reason or ""}
         if reason is None:
-            state = json.loads((folder / "state.json").read_text())
-            row.update({"epoch": state["loop"]["epoch"], "batch": state["loop"]["pos"],
-                        "monitor": state["monitor"]["name"], "value": state["monitor"]["value"]})
+            try:
+                state = json.loads((folder / "state.json").read_text())
+                row.update({"epoch": state["loop"]["epoch"], "batch": state["loop"]["pos"],
+                            "monitor": state["monitor"]["name"], "value": state["monitor"]["value"]})
+                if not isinstance(row["value"], (int, float)) or isinstance(row["value"], bool):
+                    row["value"] = None
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, RecursionError):
+                row.update({"verified": False, "problem": "state.json malformed"})
         rows.append(row)
     return rows
 
@@ -227,7 +239,7 @@ def _open_run(run_dir: str | Path) -> tuple[Path, DictConfig, Preprocess, torch.
     pp = rd / "preprocess.json"
     if not pp.is_file():
         raise TrainwiseError(f"'{rd}' has no preprocess.json; it was not trained from a config")
-    prep = Preprocess(**json.loads(pp.read_text()))
+    prep = _read_preprocess(pp)
     weights = rd / "best.safetensors"
     if not weights.is_file():
         weights = rd / "final.safetensors"
@@ -235,9 +247,44 @@ def _open_run(run_dir: str | Path) -> tuple[Path, DictConfig, Preprocess, torch.
         raise TrainwiseError(f"'{rd}' holds no weights (best.safetensors / final.safetensors); the run did not finish")
     num_classes = len(prep.class_names) if prep.task in ("classification", "multilabel") else 0
     model = build_model(cfg, prep, num_classes)
-    model.load_state_dict(load_weights(weights))
+    try:
+        model.load_state_dict(load_weights(weights))
+    except RuntimeError as exc:  # missing/unexpected keys or shapes: weights of another model
+        raise TrainwiseError(f"'{weights}' does not fit the model config.yaml describes "
+                             f"({str(exc).splitlines()[1].strip()[:200] if len(str(exc).splitlines()) > 1 else exc}); "
+                             "were the weights replaced?") from None
     model.eval()
     return rd, cfg, prep, model
+
+
+def _read_preprocess(path: Path) -> Preprocess:
+    """``preprocess.json`` checked against the fields of :class:`Preprocess` and their types (the file may have been
+    edited or downloaded), so a wrong file is one error line, not a TypeError deep in predict or serve."""
+    import dataclasses
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise TrainwiseError(f"cannot read '{path}': {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(data, dict):
+        raise TrainwiseError(f"'{path}' must hold a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(Preprocess)}
+    extra = sorted(set(data) - set(fields))
+    if extra:
+        raise TrainwiseError(f"'{path}' has unknown key '{extra[0]}'; it was not written by this trainwise (or was "
+                             "edited): remove the key")
+    for name, value in data.items():
+        want = {int: (int,), float: (int, float), str: (str,)}.get(type(fields[name].default), (list,))
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise TrainwiseError(f"'{path}' key '{name}' has the wrong type ({type(value).__name__})")
+    try:
+        prep = Preprocess(**data)
+        shape = [int(v) for v in prep.input_shape]
+    except (TypeError, ValueError) as exc:
+        raise TrainwiseError(f"'{path}' is malformed: {exc}") from None
+    if not shape or any(v < 1 for v in shape):
+        raise TrainwiseError(f"'{path}' has input_shape {prep.input_shape}; every size must be ≥ 1")
+    return prep
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, float]:
@@ -264,6 +311,9 @@ def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.n
     expected = int(np.prod(prep.input_shape))
     if path.suffix == ".npz":
         try:
+            from trainwise.data.sources import check_npz_members
+
+            check_npz_members(path, ("x",))  # shape, dtype and size from the headers, before anything is loaded
             with np.load(path, allow_pickle=False) as f:  # allow_pickle=False: an input file must never run code
                 if "x" not in f.files:
                     raise TrainwiseError(f"'{path}' must hold an array named 'x'")
@@ -286,7 +336,7 @@ def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.n
         raise TrainwiseError(f"cannot read CSV '{path}': {str(exc).splitlines()[0]}") from None
     if prep.feature_names and all(c in df.columns for c in prep.feature_names):
         numeric = [c for c in prep.feature_names if c not in prep.cat_columns]
-        cols = [df[numeric].to_numpy(dtype=np.float64)]
+        cols = [_numeric(df[numeric], path)]
         for c, names in zip(prep.cat_columns, prep.cat_categories):
             index = {n: i + 1 for i, n in enumerate(names)}
             cols.append(np.array([index.get(str(v), 0) for v in df[c]], dtype=np.float64)[:, None])
@@ -295,8 +345,22 @@ def _read_inputs(path: Path, prep: Preprocess, target: str | None) -> tuple[np.n
         feats = df.drop(columns=[target]) if target and target in df.columns else df
         if feats.shape[1] != expected:
             raise TrainwiseError(f"'{path}' has {feats.shape[1]} feature columns but the model takes {expected}")
-        x = feats.to_numpy(dtype=np.float32)
+        x = _numeric(feats, path).astype(np.float32)
     return x.reshape(len(x), *prep.input_shape), df
+
+
+def _numeric(df: Any, path: Path) -> np.ndarray:
+    """The numeric feature columns as float64, naming the first cell that is not a number (``abc``)."""
+    import pandas as pd
+
+    out = df.apply(pd.to_numeric, errors="coerce")
+    bad = out.isna() & df.notna()
+    if bad.to_numpy().any():
+        col = bad.any().idxmax()
+        row = int(bad[col].to_numpy().argmax())
+        raise TrainwiseError(f"'{path}' column '{col}' row {row + 1} holds {df[col].iloc[row]!r}, not a number; "
+                             "numeric feature columns must hold numbers")
+    return out.to_numpy(dtype=np.float64)
 
 
 def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | None = None,
@@ -314,9 +378,7 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | N
         raise TrainwiseError(f"'{rd}' is a {cfg.paradigm.name} run; predict writes class/value predictions of "
                              "supervised runs (use trainwise evaluate, or load its weights in Python)")
     inp = Path(input_path)
-    dest = Path(out) if out is not None else inp.with_name(f"{inp.stem}.predictions.csv")
-    if dest.exists() and not force:
-        raise TrainwiseError(f"'{dest}' already exists; pass --out PATH or --force to replace it")
+    dest = refuse_existing(Path(out) if out is not None else inp.with_name(f"{inp.stem}.predictions.csv"), force)
     # A missing export/quantized artefact is reported before any input is read.
     predictor = load_predictor(Run(rd, cfg, prep, model), fmt) if fmt != "eager" else None
     if not is_image(inp) and inp.suffix not in (".csv", ".npz"):
@@ -353,8 +415,12 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | N
             cols[f"prob_{name}"] = probs[:, j]
     else:
         cols["prediction"] = pred
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(cols).to_csv(dest, index=False)
+    from trainwise.run.rundir import atomic_write
+
+    try:  # atomic: a full disk never leaves half a CSV in place of the file --force replaces
+        atomic_write(dest, lambda p: pd.DataFrame(cols).to_csv(p, index=False))
+    except OSError as exc:
+        raise write_error(dest, exc) from None
     return dest
 
 

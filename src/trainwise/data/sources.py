@@ -152,10 +152,57 @@ def _csv(path: str, target: str, task: str) -> Table:
                                                    f"{len(categorical)} categorical features")
 
 
+def check_npz_members(path: str | Path, names: tuple[str, ...]) -> None:
+    """Check the headers of ``names`` in a .npz before anything is loaded: a zip file at all, a real (not complex)
+    dtype, at least 1-d (``x``: at least 2-d, samples × features), and a declared size that the member's bytes hold
+    and memory can take — a few-KB file may declare a 10⁶ × 10⁶ array. Members that are absent are left to the
+    caller's own message."""
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    from trainwise.safety import check_memory, gb
+
+    p = Path(path)
+    if not zipfile.is_zipfile(p):
+        raise TrainwiseError(f"'{p}' is not a .npz file (not a zip archive); save it with numpy.savez")
+    total = 0
+    try:
+        with zipfile.ZipFile(p) as z:
+            for name in names:
+                try:
+                    info = z.getinfo(f"{name}.npy")
+                except KeyError:
+                    continue
+                with z.open(info) as f:
+                    version = npformat.read_magic(f)
+                    read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+                    shape, _, dtype = read(f, max_header_size=10_000)
+                    header = f.tell() if f.seekable() else None
+                where = f"'{p}' array '{name}'"
+                if dtype.kind == "c":
+                    raise TrainwiseError(f"{where} is complex ({dtype}); features must be real numbers (split real "
+                                         "and imaginary parts into separate features)")
+                if len(shape) == 0 or (name == "x" and len(shape) < 2):
+                    raise TrainwiseError(f"{where} has shape {shape}; '{name}' must be "
+                                         + ("(samples, features...)" if name == "x" else "one value per sample"))
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if header is not None and declared > info.file_size - header:
+                    raise TrainwiseError(f"{where} declares shape {shape} ({gb(declared)}) but holds only "
+                                         f"{info.file_size - header:,} bytes; the file is damaged")
+                total += declared
+    except TrainwiseError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise TrainwiseError(f"cannot read .npz '{p}': {str(exc).splitlines()[0]}") from None
+    check_memory(2 * total, f"loading '{p}' (arrays and their float32 copies)", "use a smaller file")
+
+
 def _npz(path: str, task: str) -> Table:
     p = Path(path)
     if not p.is_file():
         raise TrainwiseError(f"data file '{p}' does not exist (set data.path=FILE)")
+    check_npz_members(p, ("x", "y"))
     try:
         with np.load(p, allow_pickle=False) as f:  # allow_pickle=False: a .npz must never run code
             if "x" not in f.files or "y" not in f.files:
@@ -195,6 +242,9 @@ def from_arrays(x: Any, y: Any, task: str = "auto", where: str = "arrays") -> Ta
 
 def _module_function(spec: str, task: str) -> Table:
     mod_name, _, fn_name = spec.partition(":")
+    from trainwise.safety import require_code_allowed
+
+    require_code_allowed(f"data.source={spec}")  # before the import: importing a module already runs its code
     try:
         fn = getattr(importlib.import_module(mod_name), fn_name)
     except (ImportError, AttributeError) as exc:

@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from trainwise.errors import TrainwiseError
+
 EPILOG_EXPORT = """\
 examples:
   trainwise export runs/digits-mlp-20261126-120000                 # export/model.onnx + export/export.json
@@ -58,6 +60,8 @@ the table shows medians: latency at batch 1 and throughput at batch 256.
 def _threads(value: int | None) -> int | None:
     if value is None:
         return None
+    if value < 1:  # torch.set_num_threads(0) raises deep inside torch
+        raise TrainwiseError(f"--threads {value} must be ≥ 1 (or left out for torch's default)")
     import torch
 
     torch.set_num_threads(value)

@@ -4,6 +4,7 @@ parity check against the eager model on held-out inputs at two batch sizes."""
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from trainwise.deploy.artifacts import (
 )
 from trainwise.errors import TrainwiseError
 from trainwise.run.rundir import write_json
+from trainwise.safety import refuse_existing
 
 PARITY_BATCHES = (1, 64)
 PARITY_SAMPLES = 256  # samples compared per batch size (batch 1: the first 32 of them)
@@ -136,10 +138,10 @@ def export_run(run: Run, fmt: str, force: bool = False, tolerance: float = TOLER
     """
     if fmt not in EXPORTERS:
         raise TrainwiseError(f"unknown export format '{fmt}'; choose one of {', '.join(EXPORTERS)}")
+    if not (tolerance >= 0 and math.isfinite(tolerance)):  # -1 would fail every export; nan would pass every one
+        raise TrainwiseError(f"--tolerance {tolerance} must be a finite number ≥ 0 (default {TOLERANCE:g})")
     out_dir = run.run_dir / EXPORT_DIR
-    dest = out_dir / EXPORT_FILES[fmt]
-    if dest.exists() and not force:
-        raise TrainwiseError(f"'{dest}' already exists; pass --force to replace it")
+    dest = refuse_existing(out_dir / EXPORT_FILES[fmt], force, "export")
     raw, _, _, split = eval_inputs(run, PARITY_SAMPLES)
     meta_path = out_dir / "export.json"
     meta = read_meta(meta_path) if meta_path.is_file() else {}
@@ -164,6 +166,9 @@ def export_run(run: Run, fmt: str, force: bool = False, tolerance: float = TOLER
             raise TrainwiseError(f"model '{run.model_name}' exported to {fmt} but the artefact fails to run: "
                                  f"{root_cause(exc)}") from None
         worst = max(c["max_abs_diff"] for c in checks.values())
+        if not worst <= tolerance and dest.exists():  # --force must not trade a working artefact for a failed one
+            raise TrainwiseError(f"the new {fmt} export fails its parity check (max abs diff {worst:.3g} > tolerance "
+                                 f"{tolerance:g}); the existing '{dest}' was kept")
         tmp_file.chmod(0o644)  # exporters may create 0600 files; artefacts are meant to be shipped
         tmp_file.replace(dest)
     shape = ["batch", *map(int, run.prep.input_shape)]

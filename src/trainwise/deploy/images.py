@@ -15,6 +15,9 @@ import numpy as np
 
 from trainwise.errors import TrainwiseError
 
+# Pixels an input image may declare in its header: ample for any photo (a 50-megapixel camera), and checked before
+# decoding, so a small file declaring 100,000 × 100,000 pixels (10 GB decoded) is refused instead of allocated.
+MAX_PIXELS = 64_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -45,12 +48,16 @@ def read_image(path: Path, prep: Any, cfg: Any) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only; pixels are decoded by convert() below
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise TrainwiseError(f"image '{path}' declares {w:,} × {h:,} pixels, more than the limit of "
+                                     f"{MAX_PIXELS:,}; resize it first")
             img = img.convert("L" if channels == 1 else "RGB")
             if img.size != (width, height):
                 img = img.resize((width, height), Image.Resampling.LANCZOS)
             pixels = np.asarray(img, dtype=np.float32)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
         raise TrainwiseError(f"cannot read image '{path}': {exc}") from None
     lo, hi = training_range(cfg, prep)
     x = lo + pixels / 255.0 * (hi - lo)

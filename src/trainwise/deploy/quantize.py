@@ -55,6 +55,7 @@ from trainwise.deploy.artifacts import (
 from trainwise.deploy.timing import measure
 from trainwise.errors import TrainwiseError
 from trainwise.run.rundir import write_json
+from trainwise.safety import refuse_existing
 
 METHODS = ("dynamic", "static", "qat")
 BACKENDS = ("torch", "onnxruntime")
@@ -394,8 +395,7 @@ def quantize_run(run: Run, method: str, backend: str = "auto", force: bool = Fal
         raise TrainwiseError("--calibration-samples, --repeats and --epochs must be ≥ 1")
     require_supervised(run, "quantize")
     out_dir = run.run_dir / QUANT_DIR
-    if out_dir.exists() and not force:
-        raise TrainwiseError(f"'{out_dir}' already exists; pass --force to replace it")
+    refuse_existing(out_dir, force, "quantized output", folder=True)
     backends = BACKENDS if backend == "auto" else (backend,)
     from trainwise.runner import load_data
 

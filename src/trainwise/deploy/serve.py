@@ -18,6 +18,10 @@ import numpy as np
 from trainwise.deploy.artifacts import Run, decode, load_predictor, open_run, require_supervised
 from trainwise.errors import TrainwiseError
 
+# Limits on what one request may hold (docs/deploy.md, docs/security.md): checked before the model sees anything.
+MAX_BODY_BYTES = 32 * 1024 * 1024  # 4096 samples × 1,000 features as JSON text is ≈ 30 MB
+MAX_ABS = 3.4e38  # float32's range: larger numbers (1e39, a 400-digit integer) are refused, not turned into inf
+
 
 class BadRequest(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -38,10 +42,14 @@ def _flatten(value: Any, out: list[Any], depth: int = 0) -> None:
 def parse_inputs(body: bytes, run: Run, max_batch: int) -> np.ndarray:
     """The request body → raw inputs of shape (N, *input_shape), or :class:`BadRequest` saying what is wrong."""
     prep = run.prep
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequest(413, f"request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # ValueError includes ints beyond Python's 4300-digit limit
+        raise BadRequest(400, f"body is not valid JSON: {str(exc)[:200]}") from None
+    except RecursionError:  # 100,000 nested brackets: the decoder gives up before building anything
+        raise BadRequest(400, "body is nested too deeply to be a request") from None
     if not isinstance(payload, dict) or "inputs" not in payload:
         raise BadRequest(422, 'body must be a JSON object {"inputs": [[...], ...]}')
     rows = payload["inputs"]
@@ -62,9 +70,11 @@ def parse_inputs(body: bytes, run: Run, max_batch: int) -> np.ndarray:
             raise BadRequest(422, f"inputs[{r}] has {len(flat)} values but the model takes {n_features} "
                                   f"(input shape {list(prep.input_shape)})")
         if cat_start == n_features and prep.kind != "tokens" and set(map(type, flat)) <= {int, float}:
-            values = np.asarray(flat, dtype=np.float64)  # fast path: plain numbers (bool is not int's type)
-            finite = np.isfinite(values)
-            if finite.all() and np.abs(values).max() <= 3.4e38:
+            try:
+                values = np.asarray(flat, dtype=np.float64)  # fast path: plain numbers (bool is not int's type)
+            except OverflowError:  # an integer beyond float64: the loop below names it
+                values = None
+            if values is not None and np.isfinite(values).all() and np.abs(values).max() <= MAX_ABS:
                 out[r] = values
                 continue
         for j, v in enumerate(flat):
@@ -87,10 +97,10 @@ def parse_inputs(body: bytes, run: Run, max_batch: int) -> np.ndarray:
             if prep.kind == "tokens":
                 if not isinstance(v, int) or not 0 <= v < max(prep.vocab_size, 1):
                     raise BadRequest(422, f"inputs[{r}][{j}] must be a token id in 0..{prep.vocab_size - 1}")
+            elif abs(v) > MAX_ABS:  # compared before isfinite: a 400-digit int overflows converting to float
+                raise BadRequest(422, f"inputs[{r}][{j}] does not fit in float32")
             elif not math.isfinite(v):
                 raise BadRequest(422, f"inputs[{r}][{j}] is not a finite number")
-            elif abs(v) > 3.4e38:
-                raise BadRequest(422, f"inputs[{r}][{j}] does not fit in float32")
             out[r, j] = v
     return out.reshape(len(rows), *prep.input_shape)
 

@@ -61,6 +61,9 @@ class Monitor:
         self.nonfinite: list[dict[str, Any]] = []
         self._f = None
         if path is not None:
+            from trainwise.safety import check_inside
+
+            check_inside(path, path.parent, "log")  # a link out of the run directory is never truncated or appended to
             if truncate_to is not None and path.exists():
                 with open(path, "r+b") as f:
                     f.truncate(truncate_to)

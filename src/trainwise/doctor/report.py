@@ -500,7 +500,7 @@ SECTIONS = [("findings", "Findings"), ("curves", "Curves"), ("lr-schedule", "Lea
             ("confusion", "Predictions"), ("preflight", "Preflight"), ("timing", "Timing"), ("config", "Config")]
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None, force: bool = False) -> Path:
     """Write a self-contained ``report.html`` for a run directory (default ``RUN_DIR/report.html``) and return its
     path. Raises :class:`TrainwiseError` when ``run_dir`` is not a run directory or ``out`` is a directory."""
     rd = Path(run_dir)
@@ -512,6 +512,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     dest = Path(out) if out is not None else rd / "report.html"
     if dest.is_dir():
         raise TrainwiseError(f"--out '{dest}' is a directory; give a file name such as {dest / 'report.html'}")
+    if out is not None:  # a named output is the user's file: replaced only with --force (RUN_DIR/report.html is ours)
+        from trainwise.safety import refuse_existing
+
+        refuse_existing(dest, force, "--out")
 
     import yaml
 
@@ -562,6 +566,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             + f"<script>{SCRIPT}</script>\n</body></html>\n")
     # atomic: a crash never leaves half a report under the final name
     from trainwise.run.rundir import write_text
+    from trainwise.safety import write_error
 
-    write_text(dest, page)
+    try:
+        write_text(dest, page)
+    except OSError as exc:  # read-only or immutable run directory, full disk
+        raise write_error(dest, exc) from None
     return dest

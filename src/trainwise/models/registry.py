@@ -88,4 +88,41 @@ def create_model(name: str, in_shape: tuple[int, ...] | list[int], out_dim: int,
             raise TrainwiseError(f"model '{name}' has no argument '{key}'{suggest(key, args)}; "
                                  f"its arguments are: {', '.join(args) or 'none'}")
         clean[key] = _check_type(name, key, value, args[key][0])
-    return spec.builder(in_shape=tuple(in_shape), out_dim=out_dim, **clean)
+    _check_size(spec, tuple(in_shape), out_dim, clean)
+    try:
+        return spec.builder(in_shape=tuple(in_shape), out_dim=out_dim, **clean)
+    except (RuntimeError, ValueError, TypeError, ZeroDivisionError) as exc:  # e.g. hidden=[-5]: a negative width
+        raise TrainwiseError(f"model '{name}' cannot be built with {_shown(clean)}: {str(exc).splitlines()[0][:200]}; "
+                             "check the model.* sizes ('trainwise models' lists the arguments)") from None
+
+
+def _shown(args: dict[str, Any]) -> str:
+    return ", ".join(f"model.{k}={v!r}" for k, v in args.items()) or "its default arguments"
+
+
+def _check_size(spec: ModelSpec, in_shape: tuple[int, ...], out_dim: int, args: dict[str, Any]) -> None:
+    """Build the model on the meta device first (shapes only: no memory, no RNG draws) and refuse, with the estimate,
+    a model whose weights do not fit in the memory available, before a single byte is allocated."""
+    import warnings
+
+    import torch
+
+    from trainwise.safety import check_memory, gb
+
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # init warnings ("zero-element tensors") would repeat at the real build
+            meta = spec.builder(in_shape=in_shape, out_dim=out_dim, **args)
+    except (RuntimeError, ValueError, TypeError, ZeroDivisionError, NotImplementedError):
+        return  # the real build below reports bad arguments; some builders cannot run on meta tensors at all
+    empty = [n for n, t in meta.named_parameters() if t.numel() == 0]
+    if empty:  # a zero width (hidden=[0]) builds, then fails deep inside the first forward pass
+        raise TrainwiseError(f"model '{spec.name}' with {_shown(args)} has a layer without weights ({empty[0]}: "
+                             "a size of 0); every model.* size must be ≥ 1")
+    tensors = [*meta.parameters(), *meta.buffers()]
+    weights = sum(t.numel() * t.element_size() for t in tensors)
+    params = sum(t.numel() for t in meta.parameters())
+    # weights, gradients and two Adam moments: what training holds at least, given in the message as the estimate
+    check_memory(weights, f"model '{spec.name}' ({params:,} parameters; {_shown(args)}) holds ≈ {gb(weights)} of "
+                 f"weights (≈ {gb(4 * weights)} to train with Adam) and so",
+                 "make the model smaller (model.* sizes)")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from trainwise.errors import TrainwiseError
 from trainwise.run.paths import check_new_run_dir, new_run_dir  # noqa: F401  (re-exported)
@@ -48,7 +48,10 @@ def write_json(path: Path, obj: Any) -> None:
 def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
     """Tensors to safetensors (no pickle). Shared storage is broken up with clone; metadata is plain strings."""
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
-    atomic_write(path, lambda p: save_file(tensors, str(p)))
+    # Serialised in memory, written by Python: a full disk or file-size limit is then an OSError (ENOSPC, EFBIG) that
+    # callers handle, not safetensors' own error type carrying the OS error as text.
+    blob = save(tensors)
+    atomic_write(path, lambda p: p.write_bytes(blob))
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -92,6 +95,10 @@ class MetricsLog:
 
     def __init__(self, path: Path | None, truncate_to: int | None = None) -> None:
         self.path = path
+        if path is not None:
+            from trainwise.safety import check_inside
+
+            check_inside(path, path.parent, "log")  # a link out of the run directory is never truncated or appended to
         if path is not None and truncate_to is not None and path.exists():
             # Resume: drop events written after the restored checkpoint; the resumed run writes them again.
             with open(path, "r+b") as f:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -204,22 +205,54 @@ def _write_checkpoint(ckpt_root: Path, step: int,
 # ---- reading ------------------------------------------------------------------------------------------------------
 
 
+# The files every checkpoint holds (write_checkpoint writes exactly these); a manifest listing others is not ours.
+REQUIRED = ("extra.safetensors", "model.safetensors", "optimizer.safetensors", "state.json")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a plain file name: no '/', '\\', '..' path, no hidden file
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_FOLDER = re.compile(rf"{PREFIX}\d{{8}}")  # step-00000123; anything else in checkpoints/ is not a checkpoint
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """Schema check of a parsed manifest (None: well formed). A manifest comes from disk and may have been edited or
+    downloaded: its names must be plain file names inside the checkpoint folder (never a path such as
+    ``../../etc/passwd``), each with an integer size and a sha256, and the four files of a checkpoint present."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return "manifest malformed (no 'files' mapping)"
+    files = manifest["files"]
+    for name, meta in files.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name or name == MANIFEST:
+            return f"manifest names a file that is not a plain file name ({str(name)[:80]!r})"
+        if not isinstance(meta, dict):
+            return f"manifest entry for {name} malformed"
+        size, digest = meta.get("bytes"), meta.get("sha256")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return f"manifest entry for {name} has no valid 'bytes'"
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            return f"manifest entry for {name} has no valid 'sha256'"
+    missing = [n for n in REQUIRED if n not in files]
+    if missing:
+        return f"manifest lists no {missing[0]}"
+    return None
+
+
 def verify(folder: Path, hashes: bool = True) -> str | None:
     """None if the checkpoint is complete and every hash matches, else the reason it is not.
 
     ``hashes=False`` checks the manifest, every file's presence and size, but not its sha256.
     """
     man = folder / MANIFEST
-    if not man.is_file():
-        return "no manifest (write did not finish)"
+    if folder.is_symlink() or man.is_symlink() or not man.is_file():
+        return "no manifest (write did not finish)" if not man.is_symlink() else "manifest is a link"
     try:
         manifest = json.loads(man.read_text())
-        files = manifest["files"]
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return "manifest unreadable"
-    for name, meta in files.items():
+    problem = manifest_problem(manifest)
+    if problem is not None:
+        return problem
+    for name, meta in manifest["files"].items():
         p = folder / name
-        if not p.is_file():
+        if p.is_symlink() or not p.is_file():  # a link could lead anywhere: a checkpoint holds its own files only
             return f"{name} missing"
         if p.stat().st_size != meta["bytes"]:
             return f"{name} truncated ({p.stat().st_size} of {meta['bytes']} bytes)"
@@ -247,7 +280,7 @@ def list_checkpoints(ckpt_root: Path) -> list[Path]:
     """Checkpoint folders, oldest first (temporary folders excluded)."""
     if not ckpt_root.is_dir():
         return []
-    return sorted(p for p in ckpt_root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+    return sorted(p for p in ckpt_root.iterdir() if p.is_dir() and _FOLDER.fullmatch(p.name))
 
 
 def read_checkpoint(folder: Path) -> CheckpointData:
@@ -370,13 +403,16 @@ class Checkpointer:
         # DDP: every rank snapshots (its RNG streams are gathered into rank 0's checkpoint); only rank 0 writes.
         self.dist = dist if dist is not None else DistContext()
         self.root = run_dir / "checkpoints"
+        from trainwise.safety import check_inside
+
+        check_inside(self.root, run_dir, "checkpoints")  # pruning deletes folders: never through a link out of the run
         self.cfg, self.model, self.stepper, self.st = cfg, model, stepper, st
         self.generators, self.reporter = generators, reporter
         self.log: Any = None  # MetricsLog, set once opened; its byte offset is saved with each checkpoint
         self.monitor: Any = None  # Monitor, likewise for monitors.jsonl
         self.failures = 0
         self._thread: threading.Thread | None = None
-        self._error: OSError | None = None
+        self._error: Exception | None = None
         self._pending: tuple[int, str, bool] | None = None  # step, previous best checkpoint, carries best weights
         # best.safetensors lags the loop's best weights: set when they improve (or a job carrying them failed),
         # cleared when a save takes them; the next checkpoint, or flush_best() at the end, writes them.
@@ -495,8 +531,8 @@ class Checkpointer:
     def _run(self, job: Any) -> None:
         try:
             job()
-        except OSError as exc:  # handled on the training thread by wait()
-            self._error = exc
+        except Exception as exc:  # noqa: BLE001 - any failure, not only OSError: a thread that dies silently would
+            self._error = exc  # leave the run believing it has a checkpoint; wait() counts and reports it
 
     def wait(self) -> None:
         """Block until the background write (if any) has finished, and deal with its failure."""
@@ -512,7 +548,8 @@ class Checkpointer:
         if self._pending and self._pending[2]:
             self.best_stale = True  # the next save writes them again
         self.failures += 1
-        msg = f"checkpoint at step {step} failed ({exc}); the previous checkpoint is intact"
+        what = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        msg = f"checkpoint at step {step} failed ({what}); the previous checkpoint is intact"
         if self.cfg.checkpoint.on_error == "stop":
             raise TrainwiseError(msg + "; free space or fix permissions, then resume") from None
         self.reporter.info(f"[yellow]warning: {msg}; training continues[/yellow]")
@@ -547,7 +584,15 @@ class Checkpointer:
         self._start_state = data
 
     def restore(self, folder: Path) -> None:
-        self._apply(read_checkpoint(folder), f"checkpoint {folder.name}")
+        try:
+            self._apply(read_checkpoint(folder), f"checkpoint {folder.name}")
+        except TrainwiseError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError, json.JSONDecodeError) as exc:
+            # hashes matched, so these are the bytes the manifest names, yet not a state this trainwise wrote
+            raise TrainwiseError(f"checkpoint '{folder}' verifies but its contents do not fit this run "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+                                 "remove it to resume from an older one") from None
 
     def _apply(self, data: CheckpointData, what: str = "the start-of-run state") -> None:
         assert isinstance(data.state, dict)
@@ -605,6 +650,11 @@ class Checkpointer:
         # the run may have stopped after a checkpoint that did not write best.safetensors: rewrite it with the next
         self.best_stale = self.st.best_state is not None
         return folder
+
+    def latest(self) -> str | None:
+        """Name of the newest checkpoint that verifies (None: none), for messages after a failed write."""
+        folder = latest_valid(self.root)
+        return folder.name if folder is not None else None
 
     def rollback(self, lr_factor: float) -> bool:
         """Restore the newest valid checkpoint but keep the fault bookkeeping, and lower the lr."""

@@ -623,7 +623,18 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     final_model = stepper.eval_model()
     final_weights = full_state_dict(final_model, dctx)  # FSDP: gathered from the shards (a collective)
     if out_dir is not None and writer:
-        save_weights(out_dir / "final.safetensors", final_weights)
+        try:
+            save_weights(out_dir / "final.safetensors", final_weights)
+        except OSError as exc:  # disk full, read-only: the checkpoints written so far are intact and resumable
+            log.close()
+            monitors.close()
+            last_good = ckpt.latest() if ckpt is not None else None
+            resumable = (f"the last good checkpoint ({last_good}) is intact: resume with 'trainwise resume "
+                         f"{out_dir}' once the disk has space and the folder is writable") if last_good else "no checkpoint was written"
+            if ckpt is not None and ckpt.failures:
+                resumable += f" ({ckpt.failures} checkpoint write(s) failed too)"
+            raise TrainwiseError(f"could not write '{out_dir / 'final.safetensors'}' ({exc.strerror or exc}); "
+                                 f"{resumable}") from None
     if st.best_state is not None and task.keep_best:
         load_full_state_dict(model, st.best_state, dctx)
     summary: dict[str, Any] = {}
