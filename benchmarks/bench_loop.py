@@ -378,6 +378,72 @@ def data_path_rounds(data: Data, epochs: int, repeats: int, quiet_threshold: flo
     return out
 
 
+# ---- Dataset path --------------------------------------------------------------------------------------------------
+
+
+def run_dataloader_workers(data: Data, epochs: int, workers: int) -> Timing:
+    """The hand-written loop a user writes over their own Dataset: DataLoader(shuffle=True), ``workers`` workers
+    (persistent, as trainwise's default), the same step as ``plain``. Timed from building the DataLoader, so worker
+    start-up counts here as it does in fit()."""
+    model = new_model()
+    t0 = time.perf_counter()
+    opt = new_optimizer(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    loader = DataLoader(TensorDataset(data.x, data.y), batch_size=BATCH, shuffle=True, num_workers=workers,
+                        persistent_workers=workers > 0)
+    model.train()
+    n = len(data.x)
+    for _ in range(epochs):
+        loss_sum = torch.zeros(())
+        for xb, yb in loader:
+            _train_step(model, opt, params, xb, yb, loss_sum)
+        train_loss = loss_sum.item() / n
+    dt = time.perf_counter() - t0
+    del loader  # shuts persistent workers down outside the timed region
+    return Timing(dt, dt, epochs, train_loss)
+
+
+def run_trainwise_dataset(data: Data, epochs: int, workers: int) -> Timing:
+    """``fit(model, {"train": TensorDataset(x, y)})``: the DataLoader path, no val split, no files."""
+    model = new_model()
+    t0 = time.perf_counter()
+    result = trainwise.fit(model, {"train": TensorDataset(data.x, data.y)}, run_dir=None, quiet=True,
+                           **_fit_kwargs(epochs), **{"data.num_workers": workers})
+    dt = time.perf_counter() - t0
+    loop = float(result.summary.get("wall_seconds", dt))
+    return Timing(dt, loop, len(result.history), float(result.history[-1]["train/loss"]))
+
+
+def dataset_variants() -> list[Variant]:
+    out = []
+    for w in (0, 2):
+        out.append(Variant(f"dataloader w{w}", lambda d, e, w=w: run_dataloader_workers(d, e, w),
+                           f"hand-written loop over DataLoader(TensorDataset), num_workers={w}"))
+        out.append(Variant(f"trainwise Dataset w{w}", lambda d, e, w=w: run_trainwise_dataset(d, e, w),
+                           f"fit(model, {{'train': TensorDataset}}), data.num_workers={w}, no val, run_dir=None"))
+    return out
+
+
+def dataset_table(variants: list[Variant]) -> tuple[list[str], dict[str, float]]:
+    """Per-epoch times; each trainwise row as the median of per-round ratios to its own worker count's DataLoader
+    loop (whole fit() call, and fit()'s epoch loop only: excl. config, model checks and teardown)."""
+    by = {v.name: v for v in variants}
+    rows = ["| variant | median ms/epoch | min–max | × DataLoader loop (same workers) | final train loss |",
+            "|---|---:|---:|---:|---:|"]
+    ratios: dict[str, float] = {}
+    for v in variants:
+        base = by[v.name.replace("trainwise Dataset", "dataloader")].times
+        for loop in ((False, True) if v.name.startswith("trainwise") else (False,)):
+            xs = [(t.loop if loop else t.total) / t.epochs for t in v.times]
+            r = statistics.median(a / (b.total / b.epochs) for a, b in zip(xs, base))
+            name = v.name + (", epoch loop only" if loop else ", whole fit()" if v.name.startswith("trainwise") else "")
+            ratios[name] = r
+            loss = statistics.median(t.train_loss for t in v.times)
+            rows.append(f"| {name} | {_ms(statistics.median(xs))} | {_ms(min(xs))}–{_ms(max(xs))} | {r:.2f}× | "
+                        f"{loss:.4f} |")
+    return rows, ratios
+
+
 # ---- profile -------------------------------------------------------------------------------------------------------
 
 
@@ -702,6 +768,8 @@ def main(argv: list[str] | None = None) -> int:
     add_machine_options(ap, max_wait=60.0, max_retries=7)
     ap.add_argument("--profile", action="store_true", help="also profile one fit() and time per-step operations")
     ap.add_argument("--no-data-path", action="store_true", help="skip the data-path section")
+    ap.add_argument("--dataset-path", action="store_true", help="only the Dataset-path section: fit() on a "
+                                                                "TensorDataset vs a DataLoader loop, 0 and 2 workers")
     ap.add_argument("--out", default=None, help="markdown file whose bench_loop sections are replaced "
                                                 "(default benchmarks/RESULTS.md; '-' writes nothing)")
     args = ap.parse_args(argv)
@@ -720,6 +788,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'workload':>14}: digits {len(data.x)} train / {len(data.xv)} val × 64, MLP 64-256-256-10, batch "
           f"{BATCH}, AdamW lr {LR}, clip {CLIP}; {args.epochs} epochs × {args.repeats} rounds", flush=True)
 
+    if args.dataset_path:
+        return dataset_path_main(args, data, info, command, out)
     variants = make_variants()
     t0 = time.perf_counter()
     others, discarded = run_rounds(variants, data, args.epochs, args.repeats, args.warmup, args.quiet_threshold,
@@ -793,6 +863,32 @@ def main(argv: list[str] | None = None) -> int:
         for name, body in sections.items():
             replace_section(out, name, body)
         print(f"wrote {', '.join(sections)} section(s) of {out}")
+    return 0
+
+
+def dataset_path_main(args: argparse.Namespace, data: Data, info: dict[str, str], command: str,
+                      out: Path | None) -> int:
+    variants = dataset_variants()
+    t0 = time.perf_counter()
+    others, discarded = run_rounds(variants, data, args.epochs, args.repeats, args.warmup, args.quiet_threshold,
+                                   args.max_wait, args.max_retries)
+    lines, ratios = dataset_table(variants)
+    verdict = "; ".join(f"{w} workers: whole fit() {ratios[f'trainwise Dataset w{w}, whole fit()']:.2f}×, epoch "
+                        f"loop {ratios[f'trainwise Dataset w{w}, epoch loop only']:.2f}×" for w in (0, 2))
+    noise = (f"CPU used by other processes during the timed runs: median {statistics.median(others):.2f}, max "
+             f"{max(others):.2f} cores of {os.cpu_count()}" if others else "other processes' CPU use: not measured")
+    noise += (f"; {discarded} round(s) discarded and rerun for contention"
+              f"; benchmark wall time {time.perf_counter() - t0:.0f} s")
+    print("\n" + "\n".join(lines) + "\n\n" + verdict + "\n" + noise, flush=True)
+    env = "\n".join(f"- {k}: {v}" for k, v in info.items())
+    body = (f"## Dataset path: fit() on a user's Dataset vs a hand-written DataLoader loop (issue 18 §1)\n\n"
+            f"Command: `{command}`  \nRun: {time.strftime('%Y-%m-%d %H:%M:%S')}, {args.epochs} epochs per "
+            f"measurement, {args.repeats} interleaved rounds, {args.warmup} warm-up rounds. Workload as above "
+            "(digits MLP, batch 64), the training split as a `TensorDataset` (cheap `__getitem__`: the hard case). "
+            "Target ≤ 1.10×.\n\n" + env + f"\n- {noise}\n\n" + "\n".join(lines) + f"\n\n**{verdict}.**\n")
+    if out is not None:
+        replace_section(out, "dataset", body)
+        print(f"wrote the dataset section of {out}")
     return 0
 
 
