@@ -322,6 +322,12 @@ def compose(config_path: str | Path | None = None, preset: str | None = None,
             cfg.model[key[len("model."):]] = value
             continue
         cfg = _merge(cfg, _nested(key, value), schema, f"override '{item}'")
+    if cfg.data.path:  # a path given with a built-in dataset (e.g. a preset's): its own source, never ignored
+        from trainwise.data.paths import resolve_source
+        from trainwise.data.sources import EMBEDDED
+        from trainwise.data.synthetic import SYNTHETIC
+
+        cfg.data.source = resolve_source(cfg.data.source, cfg.data.path, EMBEDDED + tuple(SYNTHETIC))
     validate(cfg)
     return cfg
 
