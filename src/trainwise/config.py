@@ -23,8 +23,8 @@ from trainwise.errors import TrainwiseError, suggest
 
 @dataclass
 class DataConfig:
-    source: str = "digits"  # digits|breast_cancer|wine|iris|diabetes|csv|npz|module:function
-    path: str | None = None  # file for csv / npz sources
+    source: str = "digits"  # digits|breast_cancer|wine|iris|diabetes|csv|npz|npy|module:function
+    path: str | None = None  # file for csv / npz sources; DIR for npy (x.npy, y.npy, …); inferred source if built-in
     target: str | None = None  # target column for csv
     task: str = "auto"  # auto|classification|regression|multilabel (y: (N, L) of 0/1)
     val_fraction: float = 0.1  # of the whole dataset
@@ -385,6 +385,8 @@ def validate(cfg: DictConfig) -> None:
                              "registered model ('trainwise models') or call trainwise.fit from Python")
     if d.source in ("csv", "npz") and not d.path:
         raise TrainwiseError(f"data.source={d.source} needs data.path=FILE")
+    if d.source == "npy" and not d.path:
+        raise TrainwiseError("data.source=npy needs data.path=DIR (holding x.npy and y.npy)")
     if d.source == "csv" and not d.target:
         raise TrainwiseError("data.source=csv needs data.target=COLUMN (the column to predict)")
 

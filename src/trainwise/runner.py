@@ -27,6 +27,13 @@ from trainwise.train.precision import resolve_device, resolve_precision
 
 def load_data(cfg: DictConfig) -> Splits:
     d = cfg.data
+    if d.source == "npy":  # larger than memory: Dataset splits over a memory map (data/npy.py)
+        from trainwise.data.npy import load_npy
+
+        if d.classes is not None or d.holdout_class is not None or d.label_fraction < 1.0:
+            raise TrainwiseError("data.classes, data.holdout_class and data.label_fraction are not supported with "
+                                 "data.source=npy; select the samples when writing x.npy/y.npy")
+        return load_npy(str(d.path), d.task, cfg.seed, d.val_fraction, d.test_fraction, d.standardize)
     table = load_source(d.source, d.path, d.target, d.task, OmegaConf.to_container(d.options, resolve=True))
     # A GAN's generator ends in tanh: its real images are scaled to [-1, 1] instead of standardised.
     scale: bool | str = "range" if (cfg.paradigm.name == "gan" and d.standardize and table.kind == "image") \

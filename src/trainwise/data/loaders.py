@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
 from trainwise.errors import TrainwiseError
 
@@ -142,6 +143,15 @@ def _seed_cpu_rngs(s: int) -> None:
     torch.default_generator.manual_seed(s)
 
 
+class Collated(tuple):
+    """A batch a Dataset's ``__getitems__`` already built, e.g. ``(x (B, …), y (B,))`` gathered from a memory map in
+    one read: passed through as is instead of collated sample by sample."""
+
+
+def collate(batch: Any) -> Any:
+    return tuple(batch) if isinstance(batch, Collated) else default_collate(batch)
+
+
 class BatchSeeded(Dataset):
     """Loads a batch ``(epoch, batch, indices)`` of ``dataset`` under Python/NumPy/torch RNGs seeded by
     ``(seed, epoch, batch, rank)``.
@@ -219,7 +229,7 @@ class DeviceDataLoader:
                 kwargs["prefetch_factor"] = prefetch_factor
         # Its own generator: DataLoader otherwise draws each iterator's base seed from the global torch RNG, which
         # would shift dropout's random stream differently in a resumed run than in an uninterrupted one.
-        self.loader = DataLoader(BatchSeeded(dataset, seed, rank), batch_sampler=self.sampler,
+        self.loader = DataLoader(BatchSeeded(dataset, seed, rank), batch_sampler=self.sampler, collate_fn=collate,
                                  num_workers=num_workers, pin_memory=pin,
                                  generator=torch.Generator().manual_seed(seed), **kwargs)
 
@@ -233,9 +243,7 @@ class DeviceDataLoader:
 
     def peek(self, k: int = 2) -> Batch:
         """The first ``k`` samples, loaded in this process (no worker start-up, RNG state left as it was)."""
-        from torch.utils.data import default_collate
-
-        x, y = default_collate(self.loader.dataset.__getitems__((0, 0, list(range(min(k, self.n))))))
+        x, y = collate(self.loader.dataset.__getitems__((0, 0, list(range(min(k, self.n))))))
         return x.to(self.device), y.to(self.device)
 
     def __iter__(self) -> Iterator[Batch]:
