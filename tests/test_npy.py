@@ -20,9 +20,10 @@ PY = sys.executable
 # read-only file mapping is not counted). A warm-up run on a tiny dataset first, so every import and allocator arena
 # training needs exists before the cap is measured: the cap is then "what training needed already" + CAP bytes.
 CAPPED = """
-import resource, sys
+import os, resource, sys
 import trainwise.cli
-warm = ["train", "--preset", "wine-mlp", "data.path=" + sys.argv[2], "train.epochs=1", "--run-dir", "warm", "--quiet"]
+warm = ["train", "--preset", "wine-mlp", "data.path=" + sys.argv[2], "train.epochs=1", "--run-dir",
+        f"warm-{os.getpid()}", "--quiet"]
 if trainwise.cli.main(warm):
     sys.exit(3)
 vmdata = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmData:"))
@@ -57,7 +58,7 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_npy_larger_than_the_memory_cap_trains_is_killed_and_resumes_bit_exactly(tmp_path: Path) -> None:
-    x, y = _write(tmp_path / "big", 48_000, 256)  # x.npy: 49 MB, twice the cap
+    x, y = _write(tmp_path / "big", 52_000, 256)  # x.npy: 53 MB, over twice the cap
     assert x.nbytes > 2 * CAP
     _write(tmp_path / "warm_data", 300, 256, seed=1)
     np.savez(tmp_path / "big.npz", x=x, y=y)
