@@ -424,6 +424,55 @@ def dataset_variants() -> list[Variant]:
     return out
 
 
+def file_source_rounds(data: Data, epochs: int, repeats: int) -> list[tuple[str, float, float]]:
+    """Batches/s iterating the training split from each file-backed source (data in the page cache): the in-memory
+    loader, data.source=npy (memory map, sorted gather) and data.source=images (the uint8 cache), 0 workers."""
+    from PIL import Image
+
+    from trainwise.data.images import load_images
+    from trainwise.data.loaders import make_loader
+    from trainwise.data.npy import load_npy
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-files-"))
+    try:
+        x = data.x.numpy()
+        y = data.y.numpy()
+        (tmp / "npy").mkdir()
+        np.save(tmp / "npy" / "x.npy", x)
+        np.save(tmp / "npy" / "y.npy", y)
+        pixels = np.clip((x - x.min()) / (x.max() - x.min()) * 255, 0, 255).astype(np.uint8).reshape(-1, 8, 8)
+        for i, (img, c) in enumerate(zip(pixels, y)):
+            (tmp / "img" / str(c)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img, mode="L").save(tmp / "img" / str(c) / f"{i:05d}.png")
+        cpu = torch.device("cpu")
+        npy = load_npy(str(tmp / "npy"), "classification", SEED, 0.0, 0.0).train
+        t0 = time.perf_counter()
+        img, _ = load_images(str(tmp / "img"), SEED, 0.0, 0.0, True, 8, 1, cache_dir=str(tmp / "cache"))
+        decode_s = time.perf_counter() - t0
+        loaders = [("InMemoryLoader (arrays)", make_loader((data.x, data.y), BATCH, shuffle=True, drop_last=False,
+                                                           seed=SEED, device=cpu)),
+                   ("data.source=npy (memory map)", make_loader(npy, BATCH, shuffle=True, drop_last=False, seed=SEED,
+                                                                device=cpu)),
+                   ("data.source=images (uint8 cache)", make_loader(img.train, BATCH, shuffle=True, drop_last=False,
+                                                                    seed=SEED, device=cpu))]
+        out: dict[str, list[float]] = {name: [] for name, _ in loaders}
+        for r in range(repeats):
+            for k in range(len(loaders)):
+                name, loader = loaders[(r + k) % len(loaders)]
+                count, t0 = 0, time.perf_counter()
+                for e in range(epochs):
+                    loader.set_epoch(e)
+                    for _batch in loader:
+                        count += 1
+                out[name].append(count / (time.perf_counter() - t0))
+        base = statistics.median(out[loaders[0][0]])
+        rows = [(name, statistics.median(v), statistics.median(v) / base) for name, v in out.items()]
+        rows.append((f"images: first decode of {len(x)} PNG files into the cache (s, once)", decode_s, float("nan")))
+        return rows
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def dataset_table(variants: list[Variant]) -> tuple[list[str], dict[str, float]]:
     """Per-epoch times; each trainwise row as the median of per-round ratios to its own worker count's DataLoader
     loop (whole fit() call, and fit()'s epoch loop only: excl. config, model checks and teardown)."""
@@ -886,6 +935,14 @@ def dataset_path_main(args: argparse.Namespace, data: Data, info: dict[str, str]
             f"measurement, {args.repeats} interleaved rounds, {args.warmup} warm-up rounds. Workload as above "
             "(digits MLP, batch 64), the training split as a `TensorDataset` (cheap `__getitem__`: the hard case). "
             "Target ≤ 1.10×.\n\n" + env + f"\n- {noise}\n\n" + "\n".join(lines) + f"\n\n**{verdict}.**\n")
+    fs = file_source_rounds(data, args.data_epochs, args.repeats)
+    fl = ["| source | median batches/s | × in-memory |", "|---|---:|---:|"]
+    for name, v, rel in fs:
+        fl.append(f"| {name} | {v:,.2f} | {'' if rel != rel else f'{rel:.3f}×'} |")
+    print("\n".join(fl), flush=True)
+    body += (f"\nFile-backed sources, iteration only (batches of {BATCH}/s over the {len(data.x)}-sample train split, "
+             f"{args.data_epochs} epochs × {args.repeats} interleaved rounds, 0 workers, files in the page cache):\n\n"
+             + "\n".join(fl) + "\n")
     if out is not None:
         replace_section(out, "dataset", body)
         print(f"wrote the dataset section of {out}")
