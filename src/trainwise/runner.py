@@ -283,8 +283,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, float]:
     device = resolve_device(cfg.device)
     model.to(device)
     task = make_task(prep.task, splits.num_classes, 0.0, prep.y_mean, prep.y_std, cfg=cfg)  # the run's paradigm
-    loader = make_loader((part.x, part.y), cfg.data.eval_batch_size, shuffle=False, drop_last=False, seed=cfg.seed,
-                         device=device)
+    data = part if isinstance(part, torch.utils.data.Dataset) else (part.x, part.y)  # npy/images: memory-mapped
+    loader = make_loader(data, cfg.data.eval_batch_size, shuffle=False, drop_last=False, seed=cfg.seed, device=device)
     return evaluate(model, loader, task, resolve_precision(cfg.precision, device), device)
 
 
