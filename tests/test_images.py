@@ -53,7 +53,7 @@ def _env(cache: Path) -> dict[str, str]:
     return dict(os.environ, TRAINWISE_CACHE=str(cache), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
-ARGS = ["--preset", "digits-images", "data.path=imgs", "train.epochs=4", "checkpoint.every_steps=4",
+ARGS = ["--preset", "digits-images", "data.path=imgs", "train.epochs=6", "checkpoint.every_steps=4", "data.batch_size=16",
         "data.num_workers=2", "train.patience=100", "data.image_size=8"]
 
 
@@ -71,8 +71,9 @@ def test_image_folder_trains_reports_is_killed_resumes_bit_exactly_and_predicts(
     assert report["images"] == sum(report["per_split"].values()) and not report["cache_hit"]
 
     run = tmp_path / "killed"  # the cache exists now: this run and its resume read it (cache_hit)
+    slow = dict(env, TRAINWISE_TEST_CHECKPOINT_DELAY="0.3")  # time to kill it mid-epoch on a fast machine
     proc = subprocess.Popen([PY, "-m", "trainwise", "train", *ARGS, "--run-dir", "killed", "--quiet"], cwd=tmp_path,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline and \
             len(list_checkpoints(run / "checkpoints") if (run / "checkpoints").is_dir() else []) < 2:
@@ -147,7 +148,11 @@ def test_image_folder_refusals(cli, tmp_path, snap) -> None:
 
 
 def test_digits_png_command_writes_an_image_folder(tmp_path: Path) -> None:
+    from trainwise.config import compose
+
     assert write_digits_png(tmp_path / "png") == 1797
+    # a preset naming a built-in dataset, given this folder: trains on the folder (source inferred), not on digits
+    assert compose(preset="digits-cnn", overrides=[f"data.path={tmp_path / 'png'}"]).data.source == "images"
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [str(i) for i in range(10)]
     with Image.open(next((tmp_path / "png" / "3").iterdir())) as img:
         assert img.size == (8, 8) and img.mode == "L"
