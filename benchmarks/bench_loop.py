@@ -378,6 +378,121 @@ def data_path_rounds(data: Data, epochs: int, repeats: int, quiet_threshold: flo
     return out
 
 
+# ---- Dataset path --------------------------------------------------------------------------------------------------
+
+
+def run_dataloader_workers(data: Data, epochs: int, workers: int) -> Timing:
+    """The hand-written loop a user writes over their own Dataset: DataLoader(shuffle=True), ``workers`` workers
+    (persistent, as trainwise's default), the same step as ``plain``. Timed from building the DataLoader, so worker
+    start-up counts here as it does in fit()."""
+    model = new_model()
+    t0 = time.perf_counter()
+    opt = new_optimizer(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    loader = DataLoader(TensorDataset(data.x, data.y), batch_size=BATCH, shuffle=True, num_workers=workers,
+                        persistent_workers=workers > 0)
+    model.train()
+    n = len(data.x)
+    for _ in range(epochs):
+        loss_sum = torch.zeros(())
+        for xb, yb in loader:
+            _train_step(model, opt, params, xb, yb, loss_sum)
+        train_loss = loss_sum.item() / n
+    dt = time.perf_counter() - t0
+    del loader  # shuts persistent workers down outside the timed region
+    return Timing(dt, dt, epochs, train_loss)
+
+
+def run_trainwise_dataset(data: Data, epochs: int, workers: int) -> Timing:
+    """``fit(model, {"train": TensorDataset(x, y)})``: the DataLoader path, no val split, no files."""
+    model = new_model()
+    t0 = time.perf_counter()
+    result = trainwise.fit(model, {"train": TensorDataset(data.x, data.y)}, run_dir=None, quiet=True,
+                           **_fit_kwargs(epochs), **{"data.num_workers": workers})
+    dt = time.perf_counter() - t0
+    loop = float(result.summary.get("wall_seconds", dt))
+    return Timing(dt, loop, len(result.history), float(result.history[-1]["train/loss"]))
+
+
+def dataset_variants() -> list[Variant]:
+    out = []
+    for w in (0, 2):
+        out.append(Variant(f"dataloader w{w}", lambda d, e, w=w: run_dataloader_workers(d, e, w),
+                           f"hand-written loop over DataLoader(TensorDataset), num_workers={w}"))
+        out.append(Variant(f"trainwise Dataset w{w}", lambda d, e, w=w: run_trainwise_dataset(d, e, w),
+                           f"fit(model, {{'train': TensorDataset}}), data.num_workers={w}, no val, run_dir=None"))
+    return out
+
+
+def file_source_rounds(data: Data, epochs: int, repeats: int) -> list[tuple[str, float, float]]:
+    """Batches/s iterating the training split from each file-backed source (data in the page cache): the in-memory
+    loader, data.source=npy (memory map, sorted gather) and data.source=images (the uint8 cache), 0 workers."""
+    from PIL import Image
+
+    from trainwise.data.images import load_images
+    from trainwise.data.loaders import make_loader
+    from trainwise.data.npy import load_npy
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-files-"))
+    try:
+        x = data.x.numpy()
+        y = data.y.numpy()
+        (tmp / "npy").mkdir()
+        np.save(tmp / "npy" / "x.npy", x)
+        np.save(tmp / "npy" / "y.npy", y)
+        pixels = np.clip((x - x.min()) / (x.max() - x.min()) * 255, 0, 255).astype(np.uint8).reshape(-1, 8, 8)
+        for i, (img, c) in enumerate(zip(pixels, y)):
+            (tmp / "img" / str(c)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img, mode="L").save(tmp / "img" / str(c) / f"{i:05d}.png")
+        cpu = torch.device("cpu")
+        npy = load_npy(str(tmp / "npy"), "classification", SEED, 0.0, 0.0).train
+        t0 = time.perf_counter()
+        img, _ = load_images(str(tmp / "img"), SEED, 0.0, 0.0, True, 8, 1, cache_dir=str(tmp / "cache"))
+        decode_s = time.perf_counter() - t0
+        loaders = [("InMemoryLoader (arrays)", make_loader((data.x, data.y), BATCH, shuffle=True, drop_last=False,
+                                                           seed=SEED, device=cpu)),
+                   ("data.source=npy (memory map)", make_loader(npy, BATCH, shuffle=True, drop_last=False, seed=SEED,
+                                                                device=cpu)),
+                   ("data.source=images (uint8 cache)", make_loader(img.train, BATCH, shuffle=True, drop_last=False,
+                                                                    seed=SEED, device=cpu))]
+        out: dict[str, list[float]] = {name: [] for name, _ in loaders}
+        for r in range(repeats):
+            for k in range(len(loaders)):
+                name, loader = loaders[(r + k) % len(loaders)]
+                count, t0 = 0, time.perf_counter()
+                for e in range(epochs):
+                    loader.set_epoch(e)
+                    for _batch in loader:
+                        count += 1
+                out[name].append(count / (time.perf_counter() - t0))
+        base = statistics.median(out[loaders[0][0]])
+        rows = [(name, statistics.median(v), statistics.median(v) / base) for name, v in out.items()]
+        rows.append((f"images: first decode of {len(x)} PNG files into the cache (s, once)", decode_s, float("nan")))
+        return rows
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def dataset_table(variants: list[Variant]) -> tuple[list[str], dict[str, float]]:
+    """Per-epoch times; each trainwise row as the median of per-round ratios to its own worker count's DataLoader
+    loop (whole fit() call, and fit()'s epoch loop only: excl. config, model checks and teardown)."""
+    by = {v.name: v for v in variants}
+    rows = ["| variant | median ms/epoch | min–max | × DataLoader loop (same workers) | final train loss |",
+            "|---|---:|---:|---:|---:|"]
+    ratios: dict[str, float] = {}
+    for v in variants:
+        base = by[v.name.replace("trainwise Dataset", "dataloader")].times
+        for loop in ((False, True) if v.name.startswith("trainwise") else (False,)):
+            xs = [(t.loop if loop else t.total) / t.epochs for t in v.times]
+            r = statistics.median(a / (b.total / b.epochs) for a, b in zip(xs, base))
+            name = v.name + (", epoch loop only" if loop else ", whole fit()" if v.name.startswith("trainwise") else "")
+            ratios[name] = r
+            loss = statistics.median(t.train_loss for t in v.times)
+            rows.append(f"| {name} | {_ms(statistics.median(xs))} | {_ms(min(xs))}–{_ms(max(xs))} | {r:.2f}× | "
+                        f"{loss:.4f} |")
+    return rows, ratios
+
+
 # ---- profile -------------------------------------------------------------------------------------------------------
 
 
@@ -702,6 +817,8 @@ def main(argv: list[str] | None = None) -> int:
     add_machine_options(ap, max_wait=60.0, max_retries=7)
     ap.add_argument("--profile", action="store_true", help="also profile one fit() and time per-step operations")
     ap.add_argument("--no-data-path", action="store_true", help="skip the data-path section")
+    ap.add_argument("--dataset-path", action="store_true", help="only the Dataset-path section: fit() on a "
+                                                                "TensorDataset vs a DataLoader loop, 0 and 2 workers")
     ap.add_argument("--out", default=None, help="markdown file whose bench_loop sections are replaced "
                                                 "(default benchmarks/RESULTS.md; '-' writes nothing)")
     args = ap.parse_args(argv)
@@ -720,6 +837,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'workload':>14}: digits {len(data.x)} train / {len(data.xv)} val × 64, MLP 64-256-256-10, batch "
           f"{BATCH}, AdamW lr {LR}, clip {CLIP}; {args.epochs} epochs × {args.repeats} rounds", flush=True)
 
+    if args.dataset_path:
+        return dataset_path_main(args, data, info, command, out)
     variants = make_variants()
     t0 = time.perf_counter()
     others, discarded = run_rounds(variants, data, args.epochs, args.repeats, args.warmup, args.quiet_threshold,
@@ -793,6 +912,40 @@ def main(argv: list[str] | None = None) -> int:
         for name, body in sections.items():
             replace_section(out, name, body)
         print(f"wrote {', '.join(sections)} section(s) of {out}")
+    return 0
+
+
+def dataset_path_main(args: argparse.Namespace, data: Data, info: dict[str, str], command: str,
+                      out: Path | None) -> int:
+    variants = dataset_variants()
+    t0 = time.perf_counter()
+    others, discarded = run_rounds(variants, data, args.epochs, args.repeats, args.warmup, args.quiet_threshold,
+                                   args.max_wait, args.max_retries)
+    lines, ratios = dataset_table(variants)
+    verdict = "; ".join(f"{w} workers: whole fit() {ratios[f'trainwise Dataset w{w}, whole fit()']:.2f}×, epoch "
+                        f"loop {ratios[f'trainwise Dataset w{w}, epoch loop only']:.2f}×" for w in (0, 2))
+    noise = (f"CPU used by other processes during the timed runs: median {statistics.median(others):.2f}, max "
+             f"{max(others):.2f} cores of {os.cpu_count()}" if others else "other processes' CPU use: not measured")
+    noise += (f"; {discarded} round(s) discarded and rerun for contention"
+              f"; benchmark wall time {time.perf_counter() - t0:.0f} s")
+    print("\n" + "\n".join(lines) + "\n\n" + verdict + "\n" + noise, flush=True)
+    env = "\n".join(f"- {k}: {v}" for k, v in info.items())
+    body = (f"## Dataset path: fit() on a user's Dataset vs a hand-written DataLoader loop (issue 18 §1)\n\n"
+            f"Command: `{command}`  \nRun: {time.strftime('%Y-%m-%d %H:%M:%S')}, {args.epochs} epochs per "
+            f"measurement, {args.repeats} interleaved rounds, {args.warmup} warm-up rounds. Workload as above "
+            "(digits MLP, batch 64), the training split as a `TensorDataset` (cheap `__getitem__`: the hard case). "
+            "Target ≤ 1.10×.\n\n" + env + f"\n- {noise}\n\n" + "\n".join(lines) + f"\n\n**{verdict}.**\n")
+    fs = file_source_rounds(data, args.data_epochs, args.repeats)
+    fl = ["| source | median batches/s | × in-memory |", "|---|---:|---:|"]
+    for name, v, rel in fs:
+        fl.append(f"| {name} | {v:,.2f} | {'' if rel != rel else f'{rel:.3f}×'} |")
+    print("\n".join(fl), flush=True)
+    body += (f"\nFile-backed sources, iteration only (batches of {BATCH}/s over the {len(data.x)}-sample train split, "
+             f"{args.data_epochs} epochs × {args.repeats} interleaved rounds, 0 workers, files in the page cache):\n\n"
+             + "\n".join(fl) + "\n")
+    if out is not None:
+        replace_section(out, "dataset", body)
+        print(f"wrote the dataset section of {out}")
     return 0
 
 

@@ -95,6 +95,47 @@ def test_dataloader_path_same_samples_and_deterministic(num_workers):
         assert epoch_ids(single, 1) == e1
 
 
+class NoisyIds(torch.utils.data.Dataset):
+    """A Dataset that draws random numbers in ``__getitem__`` from all three global RNGs (like random augmentation)."""
+
+    def __len__(self) -> int:
+        return 40
+
+    def __getitem__(self, i: int):
+        import random
+
+        noise = torch.rand(()) + float(np.random.rand()) + random.random()
+        return torch.tensor([float(i), float(noise)]), i % 3
+
+
+def _noisy_epoch(loader, epoch: int, start: int = 0) -> list[list[float]]:
+    loader.set_epoch(epoch, start)
+    return [row for x, _ in loader for row in x.tolist()]
+
+
+def test_dataloader_path_random_getitem_is_a_function_of_seed_and_epoch_only():
+    """Randomness inside a user's __getitem__ does not depend on workers, on persistence, on what was loaded before
+    or on where an epoch was resumed; loading in this process leaves the training RNGs untouched."""
+    def loader(workers: int, persistent: bool = False):
+        return make_loader(NoisyIds(), 8, shuffle=True, drop_last=False, seed=5, device=CPU, num_workers=workers,
+                           persistent_workers=persistent if workers else None)
+
+    torch.manual_seed(123)
+    np.random.seed(123)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy())
+    single = loader(0)
+    e1 = _noisy_epoch(single, 1)
+    assert torch.equal(torch.get_rng_state(), before[0]) and np.array_equal(np.random.get_state()[1], before[1])
+    assert _noisy_epoch(single, 0) != e1 and _noisy_epoch(single, 1) == e1  # epoch 0 first changes nothing
+    assert sorted(int(r[0]) for r in e1) == list(range(40))
+    assert len({r[1] for r in e1}) == 40  # samples get different draws
+    assert _noisy_epoch(loader(2), 1) == e1
+    persistent = loader(2, persistent=True)
+    _noisy_epoch(persistent, 0)  # workers already advanced their RNGs
+    assert _noisy_epoch(persistent, 1) == e1
+    assert _noisy_epoch(single, 1, start=2) == e1[16:]  # resumed at batch 2: the same draws as uninterrupted
+
+
 def test_dataloader_path_drop_last_and_dataset_input():
     x, y = ids_dataset(30)
     ds = torch.utils.data.TensorDataset(x, y)

@@ -393,11 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     allow_intermixed(ds)
 
     # Command families that live in their own packages (each imports torch only inside its commands).
+    from trainwise.data.commands import add_commands as add_data_commands
     from trainwise.deploy.commands import add_commands as add_deploy_commands
     from trainwise.recipes_cmd import add_commands as add_recipe_commands
     from trainwise.tune.commands import add_commands as add_tune_commands
 
     add_deploy_commands(sub)
+    add_data_commands(sub)
     add_tune_commands(sub)
     add_recipe_commands(sub)
     _add_allow_code(sub)

@@ -24,8 +24,8 @@ from trainwise.safety import SEED_MAX, check_finite, load_yaml_bounded
 
 @dataclass
 class DataConfig:
-    source: str = "digits"  # digits|breast_cancer|wine|iris|diabetes|csv|npz|module:function
-    path: str | None = None  # file for csv / npz sources
+    source: str = "digits"  # digits|breast_cancer|wine|iris|diabetes|csv|npz|npy|images|module:function
+    path: str | None = None  # file for csv / npz sources; DIR for npy (x.npy, y.npy, …); inferred source if built-in
     target: str | None = None  # target column for csv
     task: str = "auto"  # auto|classification|regression|multilabel (y: (N, L) of 0/1)
     val_fraction: float = 0.1  # of the whole dataset
@@ -44,6 +44,10 @@ class DataConfig:
     classes: list[int] | None = None  # keep only these classes (relabelled 0..k-1 in this order), e.g. [5,6,7,8,9]
     label_fraction: float = 1.0  # keep this fraction of the train split (stratified, from the seed): few-label runs
     options: dict[str, Any] = field(default_factory=dict)  # arguments of a synthetic source (length, n, vocab, …)
+    image_size: int | None = None  # images: resize shorter side to S, centre-crop S×S (None: first image's size)
+    channels: int | None = None  # images: 1 (grey) or 3 (RGB); None: from the first image
+    on_bad_file: str = "skip"  # images: skip (listed in RUN_DIR/data_report.json) | error
+    cache_dir: str | None = None  # images: decoded cache (None: $TRAINWISE_CACHE/images or ~/.cache/trainwise/images)
 
 
 @dataclass
@@ -192,6 +196,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "strategy": ("auto", "ddp", "fsdp", "none"),
     "data.task": ("auto", "classification", "regression", "multilabel"),
     "data.loader": ("auto", "memory", "dataloader"),
+    "data.on_bad_file": ("skip", "error"),
     "data.augment": ("none", "shift", "kornia"),
     "paradigm.name": ("supervised", "autoencoder", "vae", "gan", "contrastive", "seq2seq", "distill"),
     "optim.name": ("sgd", "rmsprop", "adam", "adamw"),
@@ -327,6 +332,12 @@ def compose(config_path: str | Path | None = None, preset: str | None = None,
             cfg.model[key[len("model."):]] = value
             continue
         cfg = _merge(cfg, _nested(key, value), schema, f"override '{item}'")
+    if cfg.data.path:  # a path given with a built-in dataset (e.g. a preset's): its own source, never ignored
+        from trainwise.data.paths import resolve_source
+        from trainwise.data.sources import EMBEDDED
+        from trainwise.data.synthetic import SYNTHETIC
+
+        cfg.data.source = resolve_source(cfg.data.source, cfg.data.path, EMBEDDED + tuple(SYNTHETIC))
     validate(cfg)
     return cfg
 
@@ -385,6 +396,14 @@ def validate(cfg: DictConfig) -> None:
                              "registered model ('trainwise models') or call trainwise.fit from Python")
     if d.source in ("csv", "npz") and not d.path:
         raise TrainwiseError(f"data.source={d.source} needs data.path=FILE")
+    if d.source == "npy" and not d.path:
+        raise TrainwiseError("data.source=npy needs data.path=DIR (holding x.npy and y.npy)")
+    if d.source == "images" and not d.path:
+        raise TrainwiseError("data.source=images needs data.path=DIR (DIR/<class>/<image>)")
+    if d.image_size is not None and d.image_size < 1:
+        raise TrainwiseError("data.image_size must be ≥ 1 (or null: the first image's size)")
+    if d.channels is not None and d.channels not in (1, 3):
+        raise TrainwiseError("data.channels must be 1 or 3 (or null: from the first image)")
     if d.source == "csv" and not d.target:
         raise TrainwiseError("data.source=csv needs data.target=COLUMN (the column to predict)")
 

@@ -28,6 +28,26 @@ from trainwise.train.precision import resolve_device, resolve_precision
 
 def load_data(cfg: DictConfig) -> Splits:
     d = cfg.data
+    if d.source == "npy":  # larger than memory: Dataset splits over a memory map (data/npy.py)
+        from trainwise.data.npy import load_npy
+
+        if d.classes is not None or d.holdout_class is not None or d.label_fraction < 1.0:
+            raise TrainwiseError("data.classes, data.holdout_class and data.label_fraction are not supported with "
+                                 "data.source=npy; select the samples when writing x.npy/y.npy")
+        return load_npy(str(d.path), d.task, cfg.seed, d.val_fraction, d.test_fraction, d.standardize)
+    if d.source == "images":  # decoded once into a uint8 memory-mapped cache (data/images.py)
+        import sys
+
+        from trainwise.data.images import load_images
+
+        if d.classes is not None or d.holdout_class is not None or d.label_fraction < 1.0:
+            raise TrainwiseError("data.classes, data.holdout_class and data.label_fraction are not supported with "
+                                 "data.source=images; arrange the class folders instead")
+        splits, report = load_images(str(d.path), cfg.seed, d.val_fraction, d.test_fraction, d.standardize,
+                                     d.image_size, d.channels, d.on_bad_file, d.cache_dir,
+                                     quiet=not sys.stderr.isatty())
+        splits.report = report.to_dict()
+        return splits
     table = load_source(d.source, d.path, d.target, d.task, OmegaConf.to_container(d.options, resolve=True))
     # A GAN's generator ends in tanh: its real images are scaled to [-1, 1] instead of standardised.
     scale: bool | str = "range" if (cfg.paradigm.name == "gan" and d.standardize and table.kind == "image") \
@@ -122,6 +142,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = "auto", quiet: bool = Fa
                          f"missing, {len(report['unexpected'])} unexpected, {len(report['mismatched'])} shape "
                          "mismatches\n")
     result = fit(model, splits, config=cfg, run_dir=run_dir, quiet=quiet)
+    _write_data_report(splits, result)
     if report is not None and result.run_dir is not None:
         from trainwise.run.rundir import write_json
 
@@ -192,7 +213,17 @@ def resume(run_dir: str | Path, quiet: bool = False) -> FitResult:
     splits = load_data(cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg, splits.preprocess, splits.num_classes)
-    return fit(model, splits, config=cfg, resume=rd, quiet=quiet)
+    result = fit(model, splits, config=cfg, resume=rd, quiet=quiet)
+    _write_data_report(splits, result)
+    return result
+
+
+def _write_data_report(splits: Splits, result: FitResult) -> None:
+    """RUN_DIR/data_report.json: what an image folder held (images, skipped files and why, cache)."""
+    if splits.report and result.run_dir is not None:
+        from trainwise.run.rundir import write_json
+
+        write_json(Path(result.run_dir) / "data_report.json", splits.report)
 
 
 def checkpoint_table(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -299,8 +330,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, float]:
     device = resolve_device(cfg.device)
     model.to(device)
     task = make_task(prep.task, splits.num_classes, 0.0, prep.y_mean, prep.y_std, cfg=cfg)  # the run's paradigm
-    loader = make_loader((part.x, part.y), cfg.data.eval_batch_size, shuffle=False, drop_last=False, seed=cfg.seed,
-                         device=device)
+    data = part if isinstance(part, torch.utils.data.Dataset) else (part.x, part.y)  # npy/images: memory-mapped
+    loader = make_loader(data, cfg.data.eval_batch_size, shuffle=False, drop_last=False, seed=cfg.seed, device=device)
     return evaluate(model, loader, task, resolve_precision(cfg.precision, device), device)
 
 

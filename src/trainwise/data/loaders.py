@@ -7,10 +7,10 @@ Two paths with one interface (``set_epoch(e)``, iteration yields ``(x, y)`` on t
   per-sample ``__getitem__``, no collate, no host→device copy per step. Seeding by epoch (rather than carrying a
   generator forward) makes the order of any epoch recomputable, which exact resume relies on.
 * :class:`DeviceDataLoader` — any ``torch.utils.data.Dataset`` through ``DataLoader`` (workers, pinned memory,
-  prefetching). The shuffle order is seeded by ``(seed, epoch)`` as above, and every sample is loaded under RNGs
-  seeded by ``(seed, epoch, index)``: random augmentation inside a user's ``__getitem__`` is then a function of the
-  sample alone — not of which worker loaded it, how many it loaded before, or whether workers persisted — which is
-  what lets a run resume mid-epoch bit-exactly with ``num_workers > 0``.
+  prefetching). The shuffle order is seeded by ``(seed, epoch)`` as above, and every batch is loaded under RNGs
+  seeded by ``(seed, epoch, batch)``: random augmentation inside a user's ``__getitem__`` is then a function of the
+  epoch and batch alone — not of which worker loaded it, how many it loaded before, or whether workers persisted —
+  which is what lets a run resume mid-epoch bit-exactly with ``num_workers > 0`` (see :class:`BatchSeeded`).
 
 Both support ``set_epoch(epoch, start=k)``: iteration then begins at batch ``k`` of that epoch (resume).
 
@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
 from trainwise.errors import TrainwiseError
 
@@ -98,66 +99,111 @@ class InMemoryLoader:
             yield self.x[j], self.y[j]
 
 
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    return (epoch_seed(seed, epoch) * 1_000_033 + index * 2_654_435_761) % (2**32 - 1)
+def batch_seed(seed: int, epoch: int, batch: int, rank: int = 0) -> int:
+    """Seed of the RNGs under which batch ``batch`` of epoch ``epoch`` (on data-parallel rank ``rank``) is loaded."""
+    return (epoch_seed(seed, epoch) * 1_000_033 + batch * 2_654_435_761 + rank * 40_503) % (2**32 - 1)
 
 
-class EpochSampler(Sampler):
-    """Yields ``(epoch, index)`` pairs: this epoch's order (seeded by ``(seed, epoch)``) from sample ``start`` on."""
+class EpochBatchSampler(Sampler):
+    """Yields one key per batch, ``(epoch, batch, indices)``: this epoch's order (seeded by ``(seed, epoch)``), cut
+    into batches, from batch ``start`` on. Cutting the order here (one ``tolist`` per epoch) rather than letting
+    ``DataLoader`` wrap a per-sample sampler in a ``BatchSampler`` also saves a Python call per sample."""
 
-    def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1) -> None:
-        self.n, self.seed, self.shuffle = n, seed, shuffle
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, drop_last: bool, rank: int = 0,
+                 world: int = 1) -> None:
+        self.n, self.batch_size, self.seed, self.shuffle, self.drop_last = n, batch_size, seed, shuffle, drop_last
         self.epoch, self.start = 0, 0
         self.rank, self.world = rank, world
         self.num_samples = shard_size(n, world)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def batches(self) -> int:
+        n = self.num_samples
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[int, int, list[int]]]:
         if self.shuffle:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch)))
         else:
             order = torch.arange(self.n)
-        for i in shard(order, self.rank, self.world)[self.start:].tolist():
-            yield self.epoch, i
+        idx = shard(order, self.rank, self.world).tolist()
+        bs = self.batch_size
+        for b in range(self.start, self.batches()):
+            yield self.epoch, b, idx[b * bs:(b + 1) * bs]
 
     def __len__(self) -> int:
-        return self.num_samples - self.start
+        return self.batches() - self.start
 
 
-class SampleSeeded(Dataset):
-    """Loads ``dataset[index]`` under Python/NumPy/torch RNGs seeded by ``(seed, epoch, index)``.
+def _seed_cpu_rngs(s: int) -> None:
+    # torch.default_generator, not torch.manual_seed: the latter also queues seeding of every accelerator backend
+    # and, while CUDA is uninitialised, records a formatted stack trace per call (≈0.3 ms — it was most of the 30×
+    # cost of the old per-sample seeding). Loading code runs on the CPU generator only.
+    random.seed(s)
+    np.random.seed(s)
+    torch.default_generator.manual_seed(s)
+
+
+class Collated(tuple):
+    """A batch a Dataset's ``__getitems__`` already built, e.g. ``(x (B, …), y (B,))`` gathered from a memory map in
+    one read: passed through as is instead of collated sample by sample."""
+
+
+def collate(batch: Any) -> Any:
+    return tuple(batch) if isinstance(batch, Collated) else default_collate(batch)
+
+
+class BatchSeeded(Dataset):
+    """Loads a batch ``(epoch, batch, indices)`` of ``dataset`` under Python/NumPy/torch RNGs seeded by
+    ``(seed, epoch, batch, rank)``.
+
+    Why per batch and not per sample: random augmentation inside a user's ``__getitem__`` must not depend on which
+    worker loaded a sample, how many it loaded before, or whether workers persisted, or a run could not resume
+    mid-epoch bit-exactly. A batch is always loaded whole by one worker and resume restarts at a batch boundary, so
+    seeding once per batch gives the same guarantee at 1/batch_size of the cost: per-sample seeding with an RNG
+    fork/restore around every ``__getitem__`` made ``fit(model, TensorDataset)`` ≈30× slower than a plain
+    ``DataLoader`` loop (benchmarks/RESULTS.md, "Dataset path"). A sample's random draws are then a function of
+    ``(seed, epoch, batch, position in batch)`` — all fixed by ``(seed, epoch)``.
 
     In a worker process the worker's own RNGs are simply reseeded. In the main process (``num_workers=0``) they are
-    saved and restored around the call, so loading leaves the training RNG (dropout, …) untouched.
+    saved and restored around the batch, so loading leaves the training RNG (dropout, …) untouched.
     """
 
-    def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset, self.seed = dataset, seed
+    def __init__(self, dataset: Dataset, seed: int, rank: int = 0) -> None:
+        self.dataset, self.seed, self.rank = dataset, seed, rank
+        # A user Dataset with a batched __getitems__ (as DataLoader itself would use) keeps it.
+        self._many = getattr(dataset, "__getitems__", None)
+        self._many = self._many if callable(self._many) else None
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, key: tuple[int, int]):  # noqa: ANN204 - returns whatever the user's dataset returns
-        epoch, index = key
-        s = sample_seed(self.seed, epoch, index)
+    def _load(self, indices: list[int]) -> list:
+        if self._many is not None:
+            return self._many(indices)
+        ds = self.dataset
+        return [ds[i] for i in indices]
+
+    def __getitems__(self, key: tuple[int, int, list[int]]) -> list:
+        epoch, batch, indices = key
+        s = batch_seed(self.seed, epoch, batch, self.rank)
         if get_worker_info() is not None:
-            random.seed(s)
-            np.random.seed(s)
-            torch.manual_seed(s)
-            return self.dataset[index]
-        py, npy = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            random.seed(s)
-            np.random.seed(s)
-            torch.manual_seed(s)
-            try:
-                return self.dataset[index]
-            finally:
-                random.setstate(py)
-                np.random.set_state(npy)
+            _seed_cpu_rngs(s)
+            return self._load(indices)
+        py, npy, pt = random.getstate(), np.random.get_state(), torch.default_generator.get_state()
+        try:
+            _seed_cpu_rngs(s)
+            return self._load(indices)
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
+            torch.default_generator.set_state(pt)
+
+    def __getitem__(self, key: tuple[int, int, list[int]]) -> list:  # DataLoader always calls __getitems__
+        return self.__getitems__(key)
 
 
 class DeviceDataLoader:
-    """A DataLoader with (seed, epoch)-ordered, (seed, epoch, index)-seeded samples; batches moved to the device."""
+    """A DataLoader with (seed, epoch)-ordered, (seed, epoch, batch)-seeded batches, moved to the device."""
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int,
                  device: torch.device, num_workers: int = 0, pin_memory: bool | None = None,
@@ -172,7 +218,7 @@ class DeviceDataLoader:
                                  "data.drop_last=false")
         self.n, self.seed, self.device, self.epoch = n, seed, device, 0
         self.batch_size, self.drop_last = batch_size, drop_last
-        self.sampler = EpochSampler(n, seed, shuffle, rank, world)
+        self.sampler = EpochBatchSampler(n, batch_size, seed, shuffle, drop_last, rank, world)
         self.num_samples = self.sampler.num_samples  # this rank's samples per epoch
         pin = device.type == "cuda" if pin_memory is None else pin_memory
         self.non_blocking = pin and device.type == "cuda"
@@ -183,25 +229,21 @@ class DeviceDataLoader:
                 kwargs["prefetch_factor"] = prefetch_factor
         # Its own generator: DataLoader otherwise draws each iterator's base seed from the global torch RNG, which
         # would shift dropout's random stream differently in a resumed run than in an uninterrupted one.
-        self.loader = DataLoader(SampleSeeded(dataset, seed), batch_size=batch_size, sampler=self.sampler,
-                                 drop_last=drop_last, num_workers=num_workers, pin_memory=pin,
+        self.loader = DataLoader(BatchSeeded(dataset, seed, rank), batch_sampler=self.sampler, collate_fn=collate,
+                                 num_workers=num_workers, pin_memory=pin,
                                  generator=torch.Generator().manual_seed(seed), **kwargs)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch = epoch
-        self.sampler.epoch, self.sampler.start = epoch, start * self.batch_size
+        self.sampler.epoch, self.sampler.start = epoch, start
 
     def __len__(self) -> int:
         """Batches in a whole epoch (independent of the start offset)."""
-        n = self.num_samples
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return self.sampler.batches()
 
     def peek(self, k: int = 2) -> Batch:
-        """The first ``k`` samples, loaded in this process (no worker start-up, no RNG consumed)."""
-        from torch.utils.data import default_collate
-
-        ds = self.loader.dataset
-        x, y = default_collate([ds[(0, i)] for i in range(min(k, self.n))])
+        """The first ``k`` samples, loaded in this process (no worker start-up, RNG state left as it was)."""
+        x, y = collate(self.loader.dataset.__getitems__((0, 0, list(range(min(k, self.n))))))
         return x.to(self.device), y.to(self.device)
 
     def __iter__(self) -> Iterator[Batch]:

@@ -74,7 +74,8 @@ def _check_finite(x: np.ndarray, where: str) -> None:
 
 
 def _classification_target(y: np.ndarray, task: str, where: str) -> tuple[np.ndarray, str, list[str]]:
-    """Decide the task and encode labels. Integer labels must already be 0..C-1 (we never renumber silently)."""
+    """Decide the task and encode labels. Integer labels ≥ 0 with gaps ({3, 7, 12}) become 0..K-1 with the original
+    values as class names; negative labels and a single class are refused."""
     if task == "auto":
         if y.dtype.kind in "OUSb":
             task = "classification"
@@ -92,6 +93,9 @@ def _classification_target(y: np.ndarray, task: str, where: str) -> tuple[np.nda
         return yf, task, []
     if y.dtype.kind in "OUSb":
         names = sorted({str(v) for v in y})
+        if len(names) < 2:
+            raise TrainwiseError(f"{where}: every label is '{names[0]}' — one class only, nothing to learn; add "
+                                 "samples of the other classes")
         index = {n: i for i, n in enumerate(names)}
         return np.array([index[str(v)] for v in y], dtype=np.int64), task, names
     if y.dtype.kind == "f":
@@ -100,10 +104,19 @@ def _classification_target(y: np.ndarray, task: str, where: str) -> tuple[np.nda
             raise TrainwiseError(f"{where}: classification labels must be integers 0..C-1; "
                                  "use data.task=regression for continuous targets")
     yi = y.astype(np.int64)
-    if yi.min() < 0:
-        raise TrainwiseError(f"{where}: labels must be in 0..num_classes-1 but found {int(yi.min())}; "
+    if yi.min() < 0:  # often a "missing/ignore" sentinel (-1), which must not silently become a class
+        raise TrainwiseError(f"{where}: labels must be ≥ 0 but found {int(yi.min())}; drop the unlabelled rows or "
                              "renumber the classes from 0")
-    return yi, task, [str(i) for i in range(int(yi.max()) + 1)]
+    values = np.unique(yi)
+    if len(values) < 2:
+        raise TrainwiseError(f"{where}: every label is {int(values[0])} — one class only, nothing to learn; "
+                             "add samples of the other classes (or use data.task=regression for numeric targets)")
+    if values[0] == 0 and values[-1] == len(values) - 1:
+        return yi, task, [str(i) for i in range(len(values))]
+    # Labels such as {3, 7, 12}: renumbered 0..K-1 in sorted order, the original values kept as the class
+    # names, which predict/serve/export print — so outputs speak the user's labels, and the model has K outputs
+    # rather than max+1 with never-seen classes.
+    return np.searchsorted(values, yi).astype(np.int64), task, [str(int(v)) for v in values]
 
 
 def _csv(path: str, target: str, task: str) -> Table:
@@ -211,6 +224,10 @@ def _npz(path: str, task: str) -> Table:
     except TrainwiseError:
         raise
     except (OSError, ValueError) as exc:
+        if "allow_pickle" in str(exc):  # numpy's refusal to unpickle an object array: say what to do instead
+            raise TrainwiseError(f"'{p}' holds an object (pickled) array, which trainwise never loads (it could run "
+                                 "code); save numeric arrays, e.g. np.savez(path, x=x.astype('float32'), "
+                                 "y=y.astype('int64'))") from None
         raise TrainwiseError(f"cannot read .npz '{p}': {str(exc).splitlines()[0]}") from None
     return from_arrays(x, y, task, where=f"'{p}'")
 

@@ -115,6 +115,7 @@ class Splits:
     num_classes: int = 0  # 0 for regression
     missing: dict[str, int] = field(default_factory=dict)
     description: str = ""
+    report: dict[str, Any] = field(default_factory=dict)  # data.source=images: written as RUN_DIR/data_report.json
 
     @property
     def task(self) -> str:

@@ -47,6 +47,13 @@ def read_image(path: Path, prep: Any, cfg: Any) -> np.ndarray:
         raise TrainwiseError(f"the run's images have {channels} channels; image files work for 1 or 3")
     from PIL import Image, UnidentifiedImageError
 
+    if cfg.data.source == "images":  # the exact decode of training (data/images.py); raw 0..255 like its cache
+        from trainwise.data.images import decode
+
+        try:
+            return decode(path, height, channels).astype(np.float32)[None]  # (1, C, S, S)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise TrainwiseError(f"cannot read image '{path}': {exc}") from None
     try:
         with Image.open(path) as img:  # reads the header only; pixels are decoded by convert() below
             w, h = img.size

@@ -231,9 +231,9 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
 
     splits = _as_splits(data, cfg)
     if isinstance(splits, Splits):
-        parts = {"train": (splits.train.x, splits.train.y),
-                 "val": (splits.val.x, splits.val.y) if splits.val is not None else None,
-                 "test": (splits.test.x, splits.test.y) if splits.test is not None else None}
+        # A split is tensors (the in-memory path) or a Dataset (data.source=npy|images: memory-mapped, DataLoader path)
+        parts = {k: s if s is None or isinstance(s, torch.utils.data.Dataset) else (s.x, s.y)
+                 for k, s in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
         kind, num_classes = splits.task, splits.num_classes
         y_mean, y_std = splits.preprocess.y_mean, splits.preprocess.y_std
     else:

@@ -1,0 +1,188 @@
+"""``data.source=npy``: arrays larger than memory, read from ``.npy`` files through a memory map.
+
+``data.path=DIR`` holds ``x.npy`` (N, *feature_shape) and ``y.npy`` (N,); optionally ``x_val.npy``/``y_val.npy`` and
+``x_test.npy``/``y_test.npy`` as given splits (otherwise val/test are cut from ``x.npy`` exactly as for in-memory
+data: stratified, from the seed). ``x`` is opened with ``mmap_mode="r"`` and never read whole: normalisation
+statistics come from one chunked pass over the training rows, and each batch is gathered from the map with its
+indices sorted (reads in file order; the order of samples inside a batch does not change the mean loss). Labels are
+small (8 bytes a sample) and live in memory.
+
+Every process opens the file itself (the map is re-opened lazily in each DataLoader worker): pickling an
+``np.memmap`` to a worker would copy the whole array.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from trainwise.data.loaders import Collated
+from trainwise.data.sources import _classification_target
+from trainwise.data.splits import Preprocess, Splits, _stratify
+from trainwise.errors import TrainwiseError
+
+CHUNK_BYTES = 2 << 20  # raw bytes read per step of the statistics pass (≈5× that at peak, in float64)
+
+
+def _open(path: Path, mmap: bool) -> np.ndarray:
+    if not path.is_file():
+        raise TrainwiseError(f"'{path}' does not exist; data.source=npy needs DIR/x.npy and DIR/y.npy")
+    try:  # allow_pickle=False: an object array is refused, never unpickled
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "object" in str(exc).lower():
+            raise TrainwiseError(f"'{path}' holds an object (pickled) array, which trainwise never loads; save a "
+                                 "numeric array (np.save(path, x.astype('float32')))") from None
+        raise TrainwiseError(f"cannot read '{path}': {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise TrainwiseError(f"cannot read '{path}': {str(exc).splitlines()[0]}") from None
+
+
+class _Rows:
+    """``split.x[:n]`` for code that shows or exports a few samples (preprocessed, as a tensor)."""
+
+    def __init__(self, split: MemmapSplit) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, key: slice) -> torch.Tensor:
+        return self.split.__getitems__(list(range(len(self.split)))[key])[0]
+
+
+class MemmapSplit(Dataset):
+    """Rows ``rows`` of ``x.npy`` (memory-mapped) with their labels; batches are preprocessed on the fly."""
+
+    def __init__(self, path: Path, rows: np.ndarray, y: np.ndarray, prep: Preprocess) -> None:
+        self.path, self.rows, self.y_all, self.prep = path, np.asarray(rows, np.int64), y, prep
+        self._x: np.ndarray | None = None  # opened on first use in each process
+        self.y = torch.from_numpy(y[self.rows])  # (n,) for code that reads labels (doctor, reports)
+        self.x = _Rows(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_x"] = None  # a worker re-opens the map instead of receiving a copy of the array
+        return state
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _map(self) -> np.ndarray:
+        if self._x is None:
+            self._x = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        return self._x
+
+    def __getitems__(self, positions: list[int]) -> Collated:
+        rows = np.sort(self.rows[positions])  # file order: sequential reads from the map
+        x = self.prep.apply(self._map()[rows])  # (B, *feature_shape) float32, a copy of B rows only
+        return Collated((torch.from_numpy(x), torch.from_numpy(self.y_all[rows])))
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.__getitems__([position])
+        return x[0], y[0]
+
+
+def _stats(x: np.ndarray, rows: np.ndarray, image: bool, where: Path) -> tuple[list[float], list[float]]:
+    """Mean and std of the training rows (one scalar for images, per feature otherwise), in float64, chunk by chunk;
+    also refuses NaN/inf anywhere in those rows."""
+    row_bytes = max(1, int(np.prod(x.shape[1:])) * x.itemsize)
+    step = max(1, CHUNK_BYTES // row_bytes)
+    rows = np.sort(rows)
+    width = 1 if image else int(np.prod(x.shape[1:]))
+    s1, s2, count = np.zeros(width), np.zeros(width), 0
+    for i in range(0, len(rows), step):
+        chunk = np.asarray(x[rows[i:i + step]], dtype=np.float64).reshape(len(rows[i:i + step]), -1)
+        if not np.isfinite(chunk).all():
+            raise TrainwiseError(f"'{where}' holds NaN or inf (in rows {int(rows[i])}..{int(rows[i:i + step][-1])}); "
+                                 "clean them before training")
+        if image:
+            chunk = chunk.reshape(-1, 1)
+        s1 += chunk.sum(0)
+        s2 += np.einsum("ij,ij->j", chunk, chunk)  # no (rows, width) temporary
+        count += len(chunk)
+    mean = s1 / count
+    std = np.sqrt(np.maximum(s2 / count - mean * mean, 0.0))
+    return mean.tolist(), np.where(std > 0, std, 1.0).tolist()
+
+
+def _labels(path: Path, n: int, task: str, where: Path) -> tuple[np.ndarray, str, list[str]]:
+    y = _open(path, mmap=False)
+    if y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
+        raise TrainwiseError(f"'{path}' must be a 1-D array of labels or targets (shape {y.shape})")
+    y = y.reshape(len(y))
+    if len(y) != n:
+        raise TrainwiseError(f"'{where}' has {n} rows but '{path}' has {len(y)}; they must match")
+    return _classification_target(y, task, f"'{path}'")
+
+
+def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction: float,
+             standardize: bool | str = True) -> Splits:
+    """Splits whose parts are :class:`MemmapSplit` Datasets (the DataLoader path) over ``DIR/x.npy``."""
+    from sklearn.model_selection import train_test_split
+
+    d = Path(path)
+    if not d.is_dir():
+        raise TrainwiseError(f"data.source=npy needs data.path=DIR holding x.npy and y.npy; '{d}' is not a directory")
+    xp = d / "x.npy"
+    x = _open(xp, mmap=True)
+    if x.dtype.kind not in "fiub" or x.ndim < 2:
+        raise TrainwiseError(f"'{xp}' must be a numeric array of shape (N, features…), not {x.dtype} {x.shape}")
+    if len(x) == 0:
+        raise TrainwiseError(f"'{xp}' is empty")
+    y, task, names = _labels(d / "y.npy", len(x), task, xp)
+    given = {}
+    for part in ("val", "test"):
+        px, py = d / f"x_{part}.npy", d / f"y_{part}.npy"
+        if px.exists() or py.exists():
+            xs = _open(px, mmap=True)
+            if xs.shape[1:] != x.shape[1:]:
+                raise TrainwiseError(f"'{px}' has samples of shape {xs.shape[1:]} but x.npy has {x.shape[1:]}")
+            ys = _open(py, mmap=False).reshape(-1)
+            if len(ys) != len(xs):
+                raise TrainwiseError(f"'{px}' has {len(xs)} rows but '{py}' has {len(ys)}; they must match")
+            if task == "classification":  # the same label → index mapping as the training labels
+                known = {n: i for i, n in enumerate(names)}
+                unknown = sorted({str(v) for v in ys.tolist()} - set(known))
+                if unknown:
+                    raise TrainwiseError(f"'{py}' has labels {unknown[:5]} that y.npy never uses; every class must "
+                                         "appear in training")
+                ys = np.array([known[str(v)] for v in ys.tolist()], np.int64)
+            given[part] = (px, ys.astype(y.dtype))
+    idx = np.arange(len(x))
+    val_idx = test_idx = np.array([], np.int64)
+    try:
+        if test_fraction > 0 and "test" not in given:
+            idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=_stratify(y, task))
+        if val_fraction > 0 and "val" not in given:
+            frac = val_fraction / (1 - (0 if "test" in given else test_fraction))
+            idx, val_idx = train_test_split(idx, test_size=frac, random_state=seed, stratify=_stratify(y[idx], task))
+    except ValueError as exc:
+        raise TrainwiseError(f"cannot split the {len(x)} samples of '{xp}' into train/val/test ({exc}); use more data "
+                             "or smaller data.val_fraction / data.test_fraction") from None
+    image = x.ndim == 4  # (N, C, H, W): one scalar mean/std, as for in-memory images
+    prep = Preprocess(kind="image" if image else "tabular", num_numeric=0 if image else int(np.prod(x.shape[1:])),
+                      task=task, class_names=names, input_shape=list(x.shape[1:]))
+    if x.ndim == 3:
+        raise TrainwiseError(f"'{xp}' has shape {x.shape}: give (N, features) or images (N, C, H, W)")
+    if standardize:
+        prep.mean, prep.std = _stats(x, idx, image, xp)
+    if task == "regression":
+        prep.y_mean, prep.y_std = float(y[idx].mean()), float(y[idx].std()) or 1.0
+        y = ((y - prep.y_mean) / prep.y_std).astype(np.float32)
+
+    def part(name: str, rows: np.ndarray) -> MemmapSplit | None:
+        if name in given:
+            px, ys = given[name]
+            if task == "regression":
+                ys = ((ys - prep.y_mean) / prep.y_std).astype(np.float32)
+            return MemmapSplit(px, np.arange(len(ys)), ys, prep)
+        return MemmapSplit(xp, rows, y, prep) if len(rows) else None
+
+    num_classes = len(names) if task == "classification" else 0
+    return Splits(part("train", idx), part("val", val_idx), part("test", test_idx),  # type: ignore[arg-type]
+                  prep, num_classes, {}, f"npy {d}: {len(x)} samples of shape {tuple(x.shape[1:])} (memory-mapped)")

@@ -1,0 +1,158 @@
+"""data.source=images: an image folder of mixed formats and sizes, decoded once into a memory-mapped cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainwise.data.commands import write_digits_png
+from trainwise.data.images import load_images
+from trainwise.train.checkpoint import list_checkpoints
+
+PY = sys.executable
+
+
+def make_folder(root: Path, n: int = 240) -> dict[str, int]:
+    """Digits as real files of five formats and several sizes/modes, plus one corrupt, one empty, one non-image."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for i, (img, y) in enumerate(zip(d.images[:n], d.target[:n])):
+        if y > 3:  # four classes keep the test small
+            continue
+        folder = root / f"class_{y}"
+        folder.mkdir(parents=True, exist_ok=True)
+        a = Image.fromarray(np.round(img * 255 / 16).astype(np.uint8), mode="L")
+        kind = i % 5
+        if kind == 0:
+            a.convert("RGB").resize((16, 16)).save(folder / f"{i}.jpg", quality=95)
+        elif kind == 1:
+            a.convert("RGBA").resize((12, 12)).save(folder / f"{i}.webp")
+        elif kind == 2:
+            a.convert("P").save(folder / f"{i}.gif")
+        elif kind == 3:
+            a.resize((10, 8)).save(folder / f"{i}.bmp")  # not square: resized shorter side, centre-cropped
+        else:
+            a.save(folder / f"{i}.png")
+    (root / "class_0" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    (root / "class_1" / "zero.jpg").write_bytes(b"")
+    (root / "class_2" / "README.txt").write_text("not an image\n")
+    return {"bad": 2, "ignored": 1}
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return dict(os.environ, TRAINWISE_CACHE=str(cache), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+ARGS = ["--preset", "digits-images", "data.path=imgs", "train.epochs=6", "checkpoint.every_steps=4", "data.batch_size=16",
+        "data.num_workers=2", "train.patience=100", "data.image_size=8"]
+
+
+@pytest.mark.slow
+def test_image_folder_trains_reports_is_killed_resumes_bit_exactly_and_predicts(tmp_path: Path) -> None:
+    make_folder(tmp_path / "imgs")
+    env = _env(tmp_path / "cache")
+    ref = subprocess.run([PY, "-m", "trainwise", "train", *ARGS, "--run-dir", "ref", "--quiet"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr
+    assert "skipped 2 unreadable image file(s)" in ref.stderr
+    report = json.loads((tmp_path / "ref" / "data_report.json").read_text())
+    assert sorted(Path(b["file"]).name for b in report["bad_files"]) == ["truncated.png", "zero.jpg"]
+    assert report["ignored_files"] == 1 and report["classes"] == ["class_0", "class_1", "class_2", "class_3"]
+    assert report["images"] == sum(report["per_split"].values()) and not report["cache_hit"]
+
+    run = tmp_path / "killed"  # the cache exists now: this run and its resume read it (cache_hit)
+    slow = dict(env, TRAINWISE_TEST_CHECKPOINT_DELAY="0.3")  # time to kill it mid-epoch on a fast machine
+    proc = subprocess.Popen([PY, "-m", "trainwise", "train", *ARGS, "--run-dir", "killed", "--quiet"], cwd=tmp_path,
+                            env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and \
+            len(list_checkpoints(run / "checkpoints") if (run / "checkpoints").is_dir() else []) < 2:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()[1].decode()
+    proc.send_signal(signal.SIGKILL)  # mid-epoch: 4-step checkpoints, several per epoch
+    proc.wait()
+    resumed = subprocess.run([PY, "-m", "trainwise", "resume", "killed", "--quiet"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "ref" / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+    assert (tmp_path / "ref" / "final.safetensors").read_bytes() == (run / "final.safetensors").read_bytes()
+    assert json.loads((run / "data_report.json").read_text())["cache_hit"]
+
+    for name in ("4.png", "0.jpg"):  # raw files, decoded exactly as in training
+        src = next((tmp_path / "imgs").rglob(name))
+        pred = subprocess.run([PY, "-m", "trainwise", "predict", "ref", str(src), "--out", f"{name}.csv"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert pred.returncode == 0, pred.stderr
+        assert (tmp_path / f"{name}.csv").read_text().splitlines()[1].split(",")[0].startswith("class_")
+
+
+def test_cache_is_keyed_by_files_and_a_half_written_cache_is_never_used(tmp_path: Path) -> None:
+    make_folder(tmp_path / "imgs", n=120)
+    cache = tmp_path / "cache"
+    kw = dict(seed=0, val_fraction=0.1, test_fraction=0.2, image_size=8, channels=1, cache_dir=str(cache))
+    splits, rep = load_images(str(tmp_path / "imgs"), **kw)
+    assert not rep.cache_hit and Path(rep.cache).is_file()
+    x0, y0 = splits.train.__getitems__([0, 1, 2])
+    assert x0.shape == (3, 1, 8, 8) and x0.dtype.is_floating_point
+    again, rep2 = load_images(str(tmp_path / "imgs"), **kw)
+    assert rep2.cache_hit and rep2.cache == rep.cache
+    assert (again.train.__getitems__([0, 1, 2])[0] == x0).all()
+
+    png = next((tmp_path / "imgs").rglob("*.png"))  # change one file: a different key, a new cache
+    Image.new("L", (8, 8), 255).save(png)
+    _, rep3 = load_images(str(tmp_path / "imgs"), **kw)
+    assert not rep3.cache_hit and rep3.cache != rep.cache
+
+    meta = Path(rep3.cache).with_suffix(".json")  # a cache killed before its metadata was written: rebuilt
+    meta.unlink()
+    Path(rep3.cache).write_bytes(b"half written")
+    _, rep4 = load_images(str(tmp_path / "imgs"), **kw)
+    assert not rep4.cache_hit and np.load(rep4.cache, mmap_mode="r").shape[1:] == (1, 8, 8)
+    assert not list(cache.glob("*.tmp*"))  # no temporary files left behind
+
+
+def _refused(cli, tmp_path, snap, *args: str, needles: tuple[str, ...]) -> None:
+    before = snap(tmp_path)
+    proc = cli("train", "--preset", "digits-images", *args, "train.epochs=1", "--run-dir", "R", "--quiet",
+               env=_env(tmp_path.parent / f"{tmp_path.name}-cache"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert snap(tmp_path) == before
+
+
+def test_image_folder_refusals(cli, tmp_path, snap) -> None:
+    one = tmp_path / "one" / "cats"
+    one.mkdir(parents=True)
+    Image.new("L", (8, 8)).save(one / "a.png")
+    _refused(cli, tmp_path, snap, "data.path=one", needles=("one class", "cats"))
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    (tmp_path / "empty" / "b").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "empty" / "a" / "x.png")
+    _refused(cli, tmp_path, snap, "data.path=empty", needles=("empty/b", "no images"))
+    make_folder(tmp_path / "bad", n=60)
+    _refused(cli, tmp_path, snap, "data.path=bad", "data.on_bad_file=error", needles=("truncated.png", "skip"))
+    _refused(cli, tmp_path, snap, "data.path=missing", needles=("missing", "digits-png"))
+
+
+def test_digits_png_command_writes_an_image_folder(tmp_path: Path) -> None:
+    from trainwise.config import compose
+
+    assert write_digits_png(tmp_path / "png") == 1797
+    # a preset naming a built-in dataset, given this folder: trains on the folder (source inferred), not on digits
+    assert compose(preset="digits-cnn", overrides=[f"data.path={tmp_path / 'png'}"]).data.source == "images"
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [str(i) for i in range(10)]
+    with Image.open(next((tmp_path / "png" / "3").iterdir())) as img:
+        assert img.size == (8, 8) and img.mode == "L"
