@@ -157,7 +157,7 @@ def diagnose(rec: RunRecord) -> list[Finding]:
                                 + (" (skipped and recovered)" if recovered else ""), ev, fixes))
         finite_train = [v for v in train if _finite(v)]
         if not recovered and len(finite_train) < 2:
-            return _finish(findings, rec)
+            return _finish(_group_lr_too_high(findings, rec), rec)
 
     if (rec.config.get("paradigm") or {}).get("name") == "gan":
         # A generator's loss is adversarial: it rises whenever the discriminator improves, so the loss-curve rules
@@ -383,27 +383,41 @@ def _chance_share(rec: RunRecord, split: str) -> float | None:
 
 
 def _val_at_chance(rec: RunRecord) -> Finding | None:
-    """Training accuracy climbs well above chance while validation accuracy never leaves it: what the model learns
-    from train does not transfer at all — labels that no longer line up with their inputs."""
+    """Validation accuracy sits at chance while either training accuracy climbs (what the model learns from train
+    does not transfer) or the labels carry no trace of the inputs (a sample's nearest neighbour shares its label no
+    more often than random pairs do): labels that no longer line up with their inputs."""
     h = rec.history
     tr = [r.get("train/accuracy") for r in h if _finite(r.get("train/accuracy"))]
     va = [r.get("val/accuracy") for r in h if _finite(r.get("val/accuracy"))]
     chance_t, chance_v = _chance_share(rec, "train"), _chance_share(rec, "val")
     if len(tr) < 4 or len(va) < 4 or chance_t is None or chance_v is None:
         return None
-    learned = tr[-1] - chance_t
     n_val = sum((rec.pre_info.get("class_counts") or {}).get("val") or []) or 100
-    margin = max(0.05, 3 * math.sqrt(chance_v * (1 - chance_v) / n_val))  # three standard errors of a guesser
-    if learned >= 0.15 and tr[-1] - tr[0] >= 0.1 and max(va) <= chance_v + margin:
-        return Finding("val_at_chance", "error",
-                       f"training accuracy rose to {tr[-1]:.3f} (chance {chance_t:.3f}) but validation accuracy never "
-                       f"beat chance (best {max(va):.3f}, chance {chance_v:.3f})",
-                       {"final_train_accuracy": tr[-1], "best_val_accuracy": max(va), "train_chance": chance_t,
-                        "val_chance": chance_v},
-                       ["check that the training labels line up with their inputs: x and y shuffled or sorted "
-                        "separately, or a label column from another table, give exactly this",
-                        "train on a small subset and check that a few predictions match their labels by eye"])
-    return None
+    margin = max(0.1, 3 * math.sqrt(chance_v * (1 - chance_v) / n_val))  # three standard errors of a guesser
+    val_gap = statistics.mean(va[len(va) // 2:]) - chance_v  # second half: one lucky epoch is not learning
+    train_gap = tr[-1] - chance_t
+    if val_gap > margin:
+        return None
+    agree, rand = rec.pre_info.get("nn_label_agreement"), rec.pre_info.get("nn_label_chance")
+    n_nn = rec.pre_info.get("nn_samples") or 0
+    unrelated = _finite(agree) and _finite(rand) and n_nn and \
+        agree - rand <= max(0.05, 3 * math.sqrt(rand * (1 - rand) / n_nn))
+    no_transfer = train_gap >= 0.1 and val_gap < 0.5 * train_gap
+    if not (unrelated or no_transfer):
+        return None
+    ev = {"final_train_accuracy": tr[-1], "val_accuracy_second_half": val_gap + chance_v, "train_chance": chance_t,
+          "val_chance": chance_v}
+    if unrelated:
+        ev.update({"nn_label_agreement": agree, "random_pair_agreement": rand})
+    return Finding("val_at_chance", "error",
+                   f"validation accuracy stays at chance ({val_gap + chance_v:.3f}, chance {chance_v:.3f})"
+                   + (f" while training accuracy rose to {tr[-1]:.3f}" if no_transfer else "")
+                   + (f"; training samples share their nearest neighbour's label {100 * agree:.0f}% of the time, "
+                      f"random pairs {100 * rand:.0f}%: the labels look unrelated to the inputs" if unrelated else ""),
+                   ev,
+                   ["check that the training labels line up with their inputs: x and y shuffled or sorted "
+                    "separately, or a label column from another table, give exactly this",
+                    "train on a small subset and check that a few predictions match their labels by eye"])
 
 
 def _run_level(rec: RunRecord, train: list[Any], lr: float, task: str, codes: set[str]) -> list[Finding]:
@@ -475,6 +489,9 @@ def _group_lr_too_high(findings: list[Finding], rec: RunRecord) -> list[Finding]
     symptoms = [f for f in findings if f.code in LR_SYMPTOMS and f.severity != "info"]
     if not symptoms:
         return findings
+    # nan_loss stays a finding of its own (the run's terminal event, with the layer it started in); it is listed
+    # after the root cause. The other symptoms live on in the root's evidence.
+    kept = [f for f in symptoms if f.code == "nan_loss"]
     lr, name = _lr(rec), _optim(rec)
     root = Finding("lr_too_high", "error",
                    f"optim.lr={lr:g} is far above where {name} trains (~{LR_TYPICAL.get(name, 1e-3):g}); it explains "
@@ -483,7 +500,7 @@ def _group_lr_too_high(findings: list[Finding], rec: RunRecord) -> list[Finding]
                    [f"lower optim.lr to ~{LR_TYPICAL.get(name, 1e-3):g} ('trainwise lr-find' suggests one)",
                     "add warmup (schedule.name=warmup_cosine)",
                     "keep gradient clipping on (train.grad_clip=1.0)"])
-    return [root] + [f for f in findings if f not in symptoms]
+    return [root] + [f for f in findings if f not in symptoms or f in kept]
 
 
 def _gate_fixes(f: Finding, rec: RunRecord) -> Finding:

@@ -132,6 +132,8 @@ def check_splits(parts: dict[str, Any], task: str) -> tuple[list[Finding], dict[
                                ["shuffle before splitting, stratified by label (sklearn train_test_split(..., "
                                 "stratify=y))" + (": the labels arrive sorted" if ordered else ""),
                                 "or pass (x, y) arrays and let fit split them stratified"]))
+    if task == "classification" and xt.ndim >= 2:
+        info.update(label_agreement(xt, yt, given.get("val")))
     train_rows = _rows(xt)
     for name, (x, _) in given.items():
         if name == "train" or len(x) == 0:
@@ -146,6 +148,30 @@ def check_splits(parts: dict[str, Any], task: str) -> tuple[list[Finding], dict[
                                [f"remove the duplicate rows from {name} (deduplicate before splitting, then split "
                                 "once)", "build train and val from disjoint indices of one shuffled permutation"]))
     return out, info
+
+
+def label_agreement(x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    limit: int = 2000) -> dict[str, float]:
+    """How often a sample's nearest training neighbour (standardised features, leave-one-out) has the same label,
+    against the rate for random pairs (Σ p_k²). Real labels agree far above that rate; labels shuffled apart from
+    their inputs agree at it. ``val``: the same for validation samples against train."""
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(x), generator=g)[:limit]
+    xt = x[idx].float().reshape(len(idx), -1)
+    yt = y[idx].long()
+    if len(xt) < 20 or not bool(torch.isfinite(xt).all()):
+        return {}
+    mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-8)
+    z = (xt - mu) / sd
+    d = torch.cdist(z, z)
+    d.fill_diagonal_(float("inf"))
+    share = torch.bincount(yt).float() / len(yt)
+    out = {"nn_label_agreement": float((yt[d.argmin(1)] == yt).float().mean()),
+           "nn_label_chance": float((share ** 2).sum()), "nn_samples": len(yt)}
+    if val is not None and len(val[0]) >= 20 and bool(torch.isfinite(val[0].float()).all()):
+        zv = (val[0][:limit].float().reshape(min(limit, len(val[0])), -1) - mu) / sd
+        out["nn_val_agreement"] = float((yt[torch.cdist(zv, z).argmin(1)] == val[1][:limit].long()).float().mean())
+    return out
 
 
 def check_structure(model: nn.Module, batch_size: int, freeze_epochs: int = 0) -> tuple[list[Finding], dict]:
