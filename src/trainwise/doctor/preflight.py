@@ -132,8 +132,6 @@ def check_splits(parts: dict[str, Any], task: str) -> tuple[list[Finding], dict[
                                ["shuffle before splitting, stratified by label (sklearn train_test_split(..., "
                                 "stratify=y))" + (": the labels arrive sorted" if ordered else ""),
                                 "or pass (x, y) arrays and let fit split them stratified"]))
-    if task == "classification" and xt.ndim >= 2:
-        info.update(label_agreement(xt, yt, given.get("val")))
     train_rows = _rows(xt)
     for name, (x, _) in given.items():
         if name == "train" or len(x) == 0:
@@ -162,7 +160,11 @@ def label_agreement(x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, t
     if len(xt) < 20 or not bool(torch.isfinite(xt).all()):
         return {}
     mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-8)
+    proj = None
+    if xt.shape[1] > 256:  # wide inputs (images): a fixed random projection keeps distances and the cost small
+        proj = torch.randn(xt.shape[1], 256, generator=g) / 16.0
     z = (xt - mu) / sd
+    z = z @ proj if proj is not None else z
     d = torch.cdist(z, z)
     d.fill_diagonal_(float("inf"))
     share = torch.bincount(yt).float() / len(yt)
@@ -170,6 +172,7 @@ def label_agreement(x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, t
            "nn_label_chance": float((share ** 2).sum()), "nn_samples": len(yt)}
     if val is not None and len(val[0]) >= 20 and bool(torch.isfinite(val[0].float()).all()):
         zv = (val[0][:limit].float().reshape(min(limit, len(val[0])), -1) - mu) / sd
+        zv = zv @ proj if proj is not None else zv
         out["nn_val_agreement"] = float((yt[torch.cdist(zv, z).argmin(1)] == val[1][:limit].long()).float().mean())
     return out
 

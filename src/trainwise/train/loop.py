@@ -28,7 +28,14 @@ from trainwise.doctor.crash import CrashRecorder, crash_fixes, crash_site
 from trainwise.doctor.diagnose import RunRecord, diagnose
 from trainwise.doctor.findings import render
 from trainwise.doctor.monitors import Monitor
-from trainwise.doctor.preflight import check_data, check_model, check_splits, check_structure, time_fetch
+from trainwise.doctor.preflight import (
+    check_data,
+    check_model,
+    check_splits,
+    check_structure,
+    label_agreement,
+    time_fetch,
+)
 from trainwise.errors import TrainwiseError
 from trainwise.progress import Reporter
 from trainwise.run.rundir import MetricsLog, new_run_dir, save_weights, versions, write_json, write_text
@@ -298,6 +305,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
                  ("splits" if ready_made else "arrays")}
         if not isinstance(parts["train"], tuple):  # the user's own __getitem__, timed apart from trainwise's batching
             facts["fetch_s_per_sample"] = time_fetch(parts["train"])
+        elif kind == "classification":  # do labels follow their inputs? (nearest neighbours, ≤ 2000 samples)
+            facts.update(label_agreement(*parts["train"], parts["val"] if isinstance(parts["val"], tuple) else None))
         preflight = (found + split_found + struct_found, more, {**model_info, **facts})
     wrapped = wrap(model, dctx, device)  # DDP wrapper, or the model itself sharded in place by FSDP2
     train_model = torch.compile(wrapped) if cfg.compile else wrapped
