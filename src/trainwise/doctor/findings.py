@@ -28,6 +28,35 @@ CODES = {
     "init_loss_off": "the loss at initialisation is far from its expected value",
     "activation_scale": "activation scale shrinks or grows through depth at initialisation",
     "saturated_units": "sigmoid/tanh units are saturated at initialisation",
+    "nonfinite_inputs": "the training inputs contain NaN or inf",
+    "unscaled_inputs": "ready-made inputs are not standardised (large or very uneven feature scales)",
+    "single_class": "the training labels hold a single class",
+    "split_mismatch": "the splits hold different classes (an unshuffled or sorted split)",
+    "split_leak": "samples of the validation/test split also appear in train",
+    "probability_outputs": "the model outputs probabilities but the loss expects logits",
+    "linear_stack": "linear layers are stacked with no nonlinearity between them",
+    "unregistered_modules": "layers held in plain Python containers are never registered or trained",
+    "frozen_params": "parameters have requires_grad=False and do not train",
+    "batchnorm_small_batch": "batch norm is trained with tiny batches",
+    # from the run
+    "crash": "the run stopped with an exception",
+    "lr_too_high": "the learning rate is far too high for the optimizer (root cause of the symptoms it lists)",
+    "at_chance": "the loss stayed at the chance level ln K for the whole run",
+    "val_at_chance": "validation stays at chance while training improves (labels misaligned with inputs?)",
+    "loss_above_start": "the training loss stayed above its starting value",
+    "lr_decayed_early": "the schedule drove the learning rate to ~0 long before the end",
+    "weight_decay_high": "weight decay so strong that the model cannot fit",
+}
+
+# Order in which findings are reported: definite mistakes found before step 1 and crashes first, then root causes
+# read from the run, then symptoms. Within a tier, errors before warnings; info last.
+TIER = {
+    "crash": 0, "setup_error": 0,
+    "nonfinite_inputs": 1, "single_class": 1, "split_mismatch": 1, "split_leak": 1, "probability_outputs": 1,
+    "unregistered_modules": 1, "linear_stack": 1, "frozen_params": 1, "unscaled_inputs": 1,
+    "batchnorm_small_batch": 1,
+    "lr_too_high": 2, "lr_decayed_early": 2, "weight_decay_high": 2, "val_at_chance": 2, "lr_too_low": 2,
+    "nan_loss": 2, "exploding_gradients": 2,
 }
 
 

@@ -70,7 +70,11 @@ class Monitor:
             self._f = open(path, "a", buffering=1)  # noqa: SIM115 - lives for the run
 
     def wants(self, next_step: int) -> bool:
-        return self.every > 0 and next_step % self.every == 0
+        # Every `every` steps, plus steps 1, 2, 4, 8, … below `every`: most blow-ups (a too-large lr, dying units)
+        # happen in the first steps, before the first regular sample would see them.
+        if self.every <= 0:
+            return False
+        return next_step % self.every == 0 or (next_step < self.every and next_step & (next_step - 1) == 0)
 
     def arm(self) -> None:
         """Before the forward of a sampled step: hook the activation modules for this one pass."""

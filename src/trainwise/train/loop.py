@@ -24,10 +24,18 @@ from trainwise.config import from_kwargs, to_dict, to_yaml
 from trainwise.data.loaders import DeviceDataLoader, InMemoryLoader, epoch_seed, make_loader
 from trainwise.data.sources import from_arrays
 from trainwise.data.splits import Splits, split_table
+from trainwise.doctor.crash import CrashRecorder, crash_fixes, crash_site
 from trainwise.doctor.diagnose import RunRecord, diagnose
 from trainwise.doctor.findings import render
 from trainwise.doctor.monitors import Monitor
-from trainwise.doctor.preflight import check_data, check_model
+from trainwise.doctor.preflight import (
+    check_data,
+    check_model,
+    check_splits,
+    check_structure,
+    label_agreement,
+    time_fetch,
+)
 from trainwise.errors import TrainwiseError
 from trainwise.progress import Reporter
 from trainwise.run.rundir import MetricsLog, new_run_dir, save_weights, versions, write_json, write_text
@@ -125,8 +133,9 @@ def check_model_fits(model: nn.Module, task: Task, loader: Loader, precision: st
         with torch.inference_mode(), autocast(precision, device):
             task.check_model(model, x, y)
     except (RuntimeError, TypeError, ValueError, IndexError) as exc:
-        raise TrainwiseError(f"the model cannot take inputs of shape {tuple(x.shape[1:])} ({x.dtype}): "
-                             f"{str(exc).splitlines()[0]}; match the model's input to the data") from None
+        what, fixes = crash_fixes(type(exc).__name__, str(exc), crash_site(exc, model))  # names the failing layer
+        raise TrainwiseError(f"the model cannot take inputs of shape {tuple(x.shape[1:])} ({x.dtype}): {what}; "
+                             f"{fixes[0]}") from None
     finally:
         model.train(was_training)
 
@@ -241,7 +250,10 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         train_y = parts["train"][1] if isinstance(parts["train"], tuple) else None
         kind = d.task if d.task != "auto" else ("regression" if train_y is not None and train_y.is_floating_point()
                                                 else "classification")
-        num_classes = int(train_y.max()) + 1 if (kind == "classification" and train_y is not None) else 0
+        # every given split's labels count: a split that holds classes train lacks is the doctor's to report
+        # (split_mismatch), not a reason to refuse a model whose output covers them
+        num_classes = max(int(v[1].max()) + 1 for v in parts.values() if isinstance(v, tuple)) \
+            if (kind == "classification" and train_y is not None) else 0
         if kind == "multilabel" and train_y is not None:
             num_classes = train_y.shape[1]  # (N, L) indicator targets
         y_mean, y_std = 0.0, 1.0
@@ -281,10 +293,21 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         # statistics or RNG; before wrapping, so FSDP never sees tensors made under inference_mode
         xb, yb = _first_batch(train_loader) if not isinstance(parts["train"], tuple) else \
             (parts["train"][0][:256].to(device), parts["train"][1][:256].to(device))
+        ready_made = not isinstance(splits, Splits)  # given as splits or a Dataset: fit neither imputed nor scaled it
         found = check_data(parts["train"][0], parts["train"][1], kind,
-                           splits.preprocess.feature_names if isinstance(splits, Splits) else None) \
+                           splits.preprocess.feature_names if isinstance(splits, Splits) else None, ready_made) \
             if isinstance(parts["train"], tuple) else []
-        preflight = (found, *check_model(model, xb, yb, task))
+        split_found, split_info = check_splits(parts, kind) if ready_made else ([], {})
+        struct_found, struct_info = check_structure(model, d.batch_size, t.freeze_epochs)
+        more, model_info = check_model(model, xb, yb, task)
+        facts = {**split_info, **struct_info, "train_samples": n_train,
+                 "train_input": "dataset" if not isinstance(parts["train"], tuple) else
+                 ("splits" if ready_made else "arrays")}
+        if not isinstance(parts["train"], tuple):  # the user's own __getitem__, timed apart from trainwise's batching
+            facts["fetch_s_per_sample"] = time_fetch(parts["train"])
+        elif kind == "classification":  # do labels follow their inputs? (nearest neighbours, ≤ 2000 samples)
+            facts.update(label_agreement(*parts["train"], parts["val"] if isinstance(parts["val"], tuple) else None))
+        preflight = (found + split_found + struct_found, more, {**model_info, **facts})
     wrapped = wrap(model, dctx, device)  # DDP wrapper, or the model itself sharded in place by FSDP2
     train_model = torch.compile(wrapped) if cfg.compile else wrapped
 
@@ -424,7 +447,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         ckpt.remember_start(mix_rng)
     t_start = time.perf_counter() - st.wall_before
     last_ckpt_time = time.monotonic()
-    with raw_stop.installed(out_dir is not None):
+    # CrashRecorder: an exception escaping the epoch loop is written to RUN/error.json and diagnosed, then re-raised
+    with raw_stop.installed(out_dir is not None), CrashRecorder(files, model, st):
         while st.epoch < t.epochs:
             epoch = st.epoch
             t_epoch = time.perf_counter()
@@ -564,8 +588,10 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
             value = row[monitor]
             schedule.after_epoch(value)
             row["seconds"] = time.perf_counter() - t_epoch
-            monitors.write({"kind": "timing", "epoch": epoch, "data_wait_s": data_wait, "epoch_s": row["seconds"]})
-            monitors.timing.append({"epoch": epoch, "data_wait_s": data_wait, "epoch_s": row["seconds"]})
+            timing = {"epoch": epoch, "data_wait_s": data_wait, "epoch_s": row["seconds"],
+                      "grad_norm_max": stepper.take_grad_norm_max()}  # largest pre-clip norm this epoch (one sync)
+            monitors.write({"kind": "timing", **timing})
+            monitors.timing.append(timing)
             st.history.append(row)
             emit({"step": st.global_step, "epoch": epoch, "split": "train", "epoch_end": True,
                   **{k_.split("/", 1)[1]: v for k_, v in row.items() if k_.startswith("train/")}, "lr": row["lr"]})
@@ -666,7 +692,7 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         record = RunRecord(history=st.history, summary=summary, config=to_dict(cfg), train_events=train_events,
                            monitors=monitors.records, timing=monitors.timing, nonfinite=monitors.nonfinite,
                            preflight=pre_findings, init_loss=pre_info.get("init_loss"),
-                           expected_init_loss=pre_info.get("expected_init_loss"))
+                           expected_init_loss=pre_info.get("expected_init_loss"), pre_info=pre_info)
         if resume is not None and out_dir is not None:  # the interrupted part of the run is on disk only
             from trainwise.doctor.diagnose import load_record
 

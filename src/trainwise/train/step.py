@@ -30,6 +30,9 @@ class Stepper:
         # default, a part of it when a paradigm steps parts separately (a GAN's generator and discriminator).
         self.params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
         self.grad_norm: torch.Tensor | None = None  # 0-d device tensor, last pre-clip global norm
+        # Running maximum of the pre-clip norm since the last take_grad_norm_max() (the loop reads it once per epoch):
+        # a single spike between two log steps is the evidence the doctor's exploding_gradients rule needs.
+        self._grad_norm_max: torch.Tensor | None = None
         self.ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
                     if ema_decay else None)
         self.optimizer_steps = 0
@@ -58,8 +61,16 @@ class Stepper:
                 self._skipped = self._skipped + flag.to(self._skipped.device)
         if self.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        else:
+            # Kept without clipping too, so gradient evidence does not depend on it: one fused norm per step, on the
+            # device (no host sync; read at log steps and epoch ends). Clipping computes exactly this norm anyway.
+            grads = [p.grad for p in self.params if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads) if grads else None
+        if norm is not None:
             # FSDP: a replicated DTensor; its local value is the global norm (no communication to unwrap it)
             self.grad_norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+            self._grad_norm_max = self.grad_norm.detach() if self._grad_norm_max is None else \
+                torch.maximum(self._grad_norm_max, self.grad_norm.detach())
         self._prepared = True
         return self.grad_norm
 
@@ -70,10 +81,8 @@ class Stepper:
         if self.scaler is not None:
             return True
         norm = self.prepare()
-        if norm is None:
-            grads = [p.grad for p in self.params if p.grad is not None]
-            norm = torch.nn.utils.get_total_norm(grads) if grads else loss.new_zeros(())
-            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP DTensor → plain
+        if norm is None:  # no parameter received a gradient
+            norm = loss.new_zeros(())
         # Host reads of two 0-d tensors: no extra kernels (an inf loss can still have finite gradients).
         return math.isfinite(norm.item()) and (not self.check_loss or math.isfinite(loss.item()))
 
@@ -113,6 +122,12 @@ class Stepper:
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    def take_grad_norm_max(self) -> float | None:
+        """Largest pre-clip global gradient norm since the last call, then reset (a host sync: epoch ends only)."""
+        value = None if self._grad_norm_max is None else float(self._grad_norm_max)
+        self._grad_norm_max = None
+        return value
 
     def skipped_steps(self) -> int:
         """fp16 steps GradScaler skipped for non-finite gradients (a host sync: call at epoch end only)."""
