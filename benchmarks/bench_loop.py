@@ -235,6 +235,37 @@ def make_variants() -> list[Variant]:
     ]
 
 
+def tracking_variants(store: Path) -> list[Variant]:
+    """fit() with val + run dir and each tracking backend (tracking.backends), for the per-epoch cost of tracking.
+    MLflow logs into one SQLite store shared by all measurements, as runs/mlflow/mlflow.db is shared by all runs
+    (a new store's table creation is a once-per-store cost, paid in the warm-up)."""
+    uri = f"sqlite:///{store}"
+
+    def run(backends: list[str]) -> Callable[[Data, int], Timing]:
+        return lambda d, e: run_trainwise(d, e, extra={"tracking": {"backends": backends, "mlflow_uri": uri}})
+
+    return [
+        Variant("tracking off", run([]), "tracking.backends=[]"),
+        Variant("tensorboard", run(["tensorboard"]), "tracking.backends=[tensorboard] (the default)"),
+        Variant("mlflow", run(["mlflow"]), "tracking.backends=[mlflow], SQLite store"),
+        Variant("tensorboard+mlflow", run(["tensorboard", "mlflow"]), "both"),
+    ]
+
+
+def tracking_table(variants: list[Variant]) -> list[str]:
+    base = variants[0].times
+    rows = ["| backends | median ms/epoch, epoch loop | × off, epoch loop | median ms/epoch, whole fit() | "
+            "× off, whole fit() | min–max ms/epoch, epoch loop |", "|---|---:|---:|---:|---:|---:|"]
+    for v in variants:
+        loop = [t.loop / t.epochs for t in v.times]
+        whole = [t.total / t.epochs for t in v.times]
+        r_loop = statistics.median(t.loop / b.loop for t, b in zip(v.times, base))
+        r_whole = statistics.median(t.total / b.total for t, b in zip(v.times, base))
+        rows.append(f"| {v.name} | {_ms(statistics.median(loop))} | {r_loop:.3f}× | {_ms(statistics.median(whole))} "
+                    f"| {r_whole:.3f}× | {_ms(min(loop))}–{_ms(max(loop))} |")
+    return rows
+
+
 class CpuMeter:
     """CPU seconds other processes used over an interval: machine-wide busy time (/proc/stat) minus this process's
     (getrusage). The benchmark's own noise indicator on a shared machine; None where /proc/stat is missing."""
@@ -702,6 +733,8 @@ def main(argv: list[str] | None = None) -> int:
     add_machine_options(ap, max_wait=60.0, max_retries=7)
     ap.add_argument("--profile", action="store_true", help="also profile one fit() and time per-step operations")
     ap.add_argument("--no-data-path", action="store_true", help="skip the data-path section")
+    ap.add_argument("--tracking", action="store_true", help="only the tracking-backend section: fit() with "
+                    "tracking.backends=[] / [tensorboard] / [mlflow] / both, interleaved")
     ap.add_argument("--out", default=None, help="markdown file whose bench_loop sections are replaced "
                                                 "(default benchmarks/RESULTS.md; '-' writes nothing)")
     args = ap.parse_args(argv)
@@ -719,6 +752,32 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data()
     print(f"{'workload':>14}: digits {len(data.x)} train / {len(data.xv)} val × 64, MLP 64-256-256-10, batch "
           f"{BATCH}, AdamW lr {LR}, clip {CLIP}; {args.epochs} epochs × {args.repeats} rounds", flush=True)
+
+    if args.tracking:
+        with tempfile.TemporaryDirectory(prefix="bench_tracking-") as tmp:
+            tv = tracking_variants(Path(tmp) / "mlflow.db")
+            t0 = time.perf_counter()
+            others, discarded = run_rounds(tv, data, args.epochs, args.repeats, args.warmup, args.quiet_threshold,
+                                           args.max_wait, args.max_retries)
+        lines = tracking_table(tv)
+        noise = (f"CPU used by other processes during the timed runs: median {statistics.median(others):.2f}, max "
+                 f"{max(others):.2f} cores of {os.cpu_count()}" if others else "other processes' CPU use: not measured")
+        noise += (f"; {discarded} round(s) discarded and rerun for contention; benchmark wall time "
+                  f"{time.perf_counter() - t0:.0f} s")
+        print("\n" + "\n".join(lines) + "\n\n" + noise, flush=True)
+        env = "\n".join(f"- {k}: {v}" for k, v in info.items())
+        body = (f"## Tracking backends (seconds per epoch)\n\nCommand: `{command}`  \n"
+                f"Run: {time.strftime('%Y-%m-%d %H:%M:%S')}, the `trainwise` workload above (val + run dir), "
+                f"{args.epochs} epochs per measurement, {args.repeats} interleaved rounds, {args.warmup} warm-up "
+                f"rounds.\n\n{env}\n- {noise}\n\n" + "\n".join(lines) + "\n\n"
+                "Ratios are medians of per-round ratios against `tracking off` in the same round. \"Epoch loop\" is "
+                "fit()'s `wall_seconds` (what tracking adds per epoch: scalars at log intervals and epoch ends, "
+                "monitor samples); \"whole fit()\" adds the once-per-run costs (opening the writer or store, "
+                "params, hparams, artifacts) spread over the epochs.\n")
+        if out is not None:
+            replace_section(out, "tracking", body)
+            print(f"wrote the tracking section of {out}")
+        return 0
 
     variants = make_variants()
     t0 = time.perf_counter()

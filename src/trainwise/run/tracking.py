@@ -28,8 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainwise.run.rundir import write_json
-
 # Keys of a metrics event that say where it belongs, not what was measured.
 _EVENT_META = ("step", "epoch", "split", "epoch_end", "event", "batch")
 MLFLOW_RUN_FILE = "mlflow.json"
@@ -205,6 +203,9 @@ class MLflowBackend(Backend):
                 "trainwise.run_dir": str(run_dir.resolve()), "trainwise.status": "running"}
         run = self.client.create_run(exp_id, run_name=run_dir.name, tags=tags)
         self.run_id = run.info.run_id
+        # atomic write; imported here because rundir imports torch, which `trainwise compare` need not load
+        from trainwise.run.rundir import write_json
+
         write_json(saved, {"run_id": self.run_id, "tracking_uri": uri, "experiment_id": exp_id})
         self._params(config)
 
