@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -37,24 +38,33 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, extra in (("A", ["train.epochs=2"]), ("B", ["train.epochs=3", "optim.lr=3e-3"])):
         cfg = compose(preset="digits-mlp", overrides=[*extra, "tracking.backends=[]"])
         train(cfg, run_dir=runs / name, quiet=True)
-    old = time.time() - 3600
-    # crashed an hour ago after a checkpoint: no summary, history or final weights
+    assert not (runs / "A" / "status.json").exists()  # a finished run keeps no process record
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid names no process now
+    host = socket.gethostname()
+    # crashed (SIGKILL, OOM) after a checkpoint: no summary, history or final weights; status.json still "running"
     shutil.copytree(runs / "A", runs / "crashed")
     for f in ("summary.json", "history.json", "final.safetensors", "diagnosis.json"):
         (runs / "crashed" / f).unlink()
-    for p in (runs / "crashed").rglob("*"):
-        os.utime(p, (old, old))
-    os.utime(runs / "crashed", (old, old))
-    # crashed before any checkpoint
+    (runs / "crashed" / "status.json").write_text(json.dumps({"state": "running", "pid": dead.pid, "host": host}))
+    # stopped by a signal: the loop saved a checkpoint and wrote "interrupted"
+    shutil.copytree(runs / "crashed", runs / "interrupted")
+    (runs / "interrupted" / "status.json").write_text(json.dumps({"state": "interrupted", "pid": dead.pid,
+                                                                  "host": host, "signal": 15}))
+    # an older run without status.json that crashed an hour ago before any checkpoint (judged by file times)
     shutil.copytree(runs / "crashed", runs / "crashed-early")
     shutil.rmtree(runs / "crashed-early" / "checkpoints")
+    (runs / "crashed-early" / "status.json").unlink()
+    old = time.time() - 3600
     for p in [runs / "crashed-early", *(runs / "crashed-early").rglob("*")]:
         os.utime(p, (old, old))
-    # running: no summary yet, metrics written just now
+    # running: no summary yet, and the process in status.json (this one) exists
     (runs / "running").mkdir()
     shutil.copy(runs / "A" / "config.yaml", runs / "running" / "config.yaml")
     (runs / "running" / "metrics.jsonl").write_text((runs / "A" / "metrics.jsonl").read_text().splitlines()[0]
                                                     + "\n")
+    (runs / "running" / "status.json").write_text(json.dumps({"state": "running", "pid": os.getpid(),
+                                                              "host": host}))
     # stopped early
     shutil.copytree(runs / "B", runs / "early")
     s = json.loads((runs / "early" / "summary.json").read_text())
@@ -74,10 +84,10 @@ def test_runs_json_statuses_and_values(root: Path) -> None:
     proc = _cli("runs", "--json", cwd=root)
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
-    assert set(rows) == {"A", "B", "crashed", "crashed-early", "running", "early", "damaged"}
     assert {k: rows[k]["status"] for k in rows} == {
         "A": "completed", "B": "completed", "crashed": "crashed (resumable)", "crashed-early": "crashed",
-        "running": "running", "early": "stopped early", "damaged": "unreadable"}
+        "interrupted": "interrupted (resumable)", "running": "running", "early": "stopped early",
+        "damaged": "unreadable"}
     for name in ("A", "B"):
         summary = json.loads((root / "runs" / name / "summary.json").read_text())
         diagnosis = json.loads((root / "runs" / name / "diagnosis.json").read_text())
@@ -111,7 +121,8 @@ def test_runs_table_and_errors(root: Path) -> None:
     proc = _cli("runs", cwd=root)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for text in ("crashed (resumable)", "stopped early", "unreadable", "running", "test/accuracy", "healthy"):
+    for text in ("crashed (resumable)", "interrupted (resumable)", "stopped early", "unreadable", "running",
+                 "test/accuracy", "healthy"):
         assert text in out
     assert "notes" not in out and "mlflow.db" not in out
     line_a = next(line for line in out.splitlines() if "│ A " in line)

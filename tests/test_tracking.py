@@ -141,6 +141,9 @@ def test_resumed_run_continues_the_same_mlflow_run_and_tensorboard_log(tmp_path:
         _train(tmp_path, BOTH, f"tracking.mlflow_uri={uri}", "checkpoint.epoch_min_seconds=0",
                callbacks=(interrupt_after_first_epoch,))
     run = tmp_path / "run"
+    from trainwise.run.runs import describe
+
+    assert describe(run)["status"] == "interrupted (resumable)"
     first = json.loads((run / "mlflow.json").read_text())["run_id"]
     before = _query_store(uri)[first]
     assert before["status"] == "KILLED" and before["tags"]["trainwise.status"] == "interrupted"
@@ -153,6 +156,7 @@ def test_resumed_run_continues_the_same_mlflow_run_and_tensorboard_log(tmp_path:
         w.add_scalar("val/loss", 999.0, 30)
 
     result = resume(run, quiet=True)
+    assert describe(run)["status"] == "completed" and not (run / "status.json").exists()
     runs = _query_store(uri)
     assert list(runs) == [first]  # no second MLflow run
     r = runs[first]

@@ -8,9 +8,10 @@ import json
 from trainwise.run.runs import SORT_KEYS
 
 EPILOG_RUNS = """\
-status: completed | stopped early (early stopping or a callback) | failed: non-finite loss | running (no summary yet,
-files changed in the last 5 minutes) | crashed (resumable: 'trainwise resume RUN_DIR') | crashed (no checkpoint) |
-unreadable (looks like a run, but its config.yaml cannot be read).
+status: completed | stopped early (early stopping or a callback) | failed: non-finite loss | running (its process
+is alive; for a run from another machine: files changed in the last 5 minutes) | interrupted (resumable: a signal
+stopped it after a checkpoint) | crashed (resumable: killed or failed; 'trainwise resume RUN_DIR' continues it) |
+crashed (no checkpoint) | unreadable (looks like a run, but its config.yaml cannot be read).
 metric: test/<main metric> when the run was tested, else the best val/…, else train/….
 
 examples:
@@ -61,8 +62,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - arg
     """Register ``runs`` and ``compare`` on the ``trainwise`` parser."""
     r = sub.add_parser("runs", help="table of the runs under runs/ (or DIR): status, best epoch, metric, findings",
                        description="List the run directories under DIR (default runs/): name, model, paradigm, "
-                       "status, best epoch, main metric, wall time, the doctor's finding codes. Reads only the files "
-                       "each run wrote; directories that are not runs are left out.", epilog=EPILOG_RUNS,
+                       "status,\nbest epoch, main metric, wall time, the doctor's finding codes. Reads only the files "
+                       "each run\nwrote; directories that are not runs are left out.", epilog=EPILOG_RUNS,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("dir", nargs="?", default="runs", metavar="DIR", help="folder holding run directories (runs)")
     r.add_argument("--sort", default="started", choices=SORT_KEYS, metavar="KEY",
@@ -73,8 +74,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - arg
 
     c = sub.add_parser("compare", help="what differs between runs: config keys, final metrics, curves overlaid",
                        description="Compare two or more run directories: the config keys whose values differ, the "
-                       "final metrics side by side (best per metric in bold) and the loss/metric curves per epoch "
-                       "(sparklines on a shared scale). --html also writes a self-contained page with the curves "
+                       "final\nmetrics side by side (best per metric in bold) and the loss/metric curves per epoch "
+                       "(sparklines\non a shared scale). --html also writes a self-contained page with the curves "
                        "overlaid as plots.", epilog=EPILOG_COMPARE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="two or more run directories")

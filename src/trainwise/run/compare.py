@@ -84,7 +84,8 @@ def final_metrics(runs: list[Run]) -> list[tuple[str, list[Any]]]:
             m = {k: v for k, v in r.history[-1].items() if "/" in k}
         m["epochs"] = r.summary.get("epochs", len(r.history))
         m["best epoch"] = r.summary.get("best_epoch")
-        m["wall seconds"] = r.summary.get("wall_seconds")
+        wall = r.summary.get("wall_seconds")
+        m["wall seconds"] = f"{wall:.1f}" if _finite(wall) else None
         m["status"] = r.status
         per_run.append(m)
     order = {"test": 0, "val": 1, "train": 2}

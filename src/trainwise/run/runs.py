@@ -17,9 +17,9 @@ from typing import Any
 
 from trainwise.errors import TrainwiseError
 
-# A run without summary.json whose files changed this recently is taken to be training still (a run writes
-# metrics.jsonl at every log interval and epoch end); older ones ended without a summary: they crashed or were
-# stopped. A file-based guess — there is no lock a killed process could leave behind by mistake.
+# A run without summary.json and without a status.json this machine can check (one trained elsewhere, or before
+# status.json existed) is taken to be training still when its files changed this recently (a run writes
+# metrics.jsonl at every log interval and epoch end); older ones crashed.
 RUNNING_WINDOW_S = 300.0
 RUN_FILES = ("config.yaml", "summary.json", "metrics.jsonl", "history.json")
 SORT_KEYS = ("name", "model", "paradigm", "status", "best_epoch", "metric", "wall", "started")
@@ -86,6 +86,65 @@ def read_config(rd: Path) -> dict[str, Any] | None:
     return cfg if isinstance(cfg, dict) else None
 
 
+PROCESS_FILE = "status.json"  # present only while a run is training or after a signal stopped it
+
+
+def mark_process(rd: Path, state: str, **extra: Any) -> None:
+    """Record in ``RUN_DIR/status.json`` that this process is training the run (``state="running"``) or that a
+    signal stopped it (``"interrupted"``); ``trainwise runs`` tells running, interrupted and crashed runs apart by
+    it (a SIGKILL or a crash leaves ``running`` with a process id that no longer exists)."""
+    import os
+    import socket
+
+    from trainwise.run.rundir import write_json
+
+    write_json(rd / PROCESS_FILE, {"state": state, "pid": os.getpid(), "host": socket.gethostname(), **extra})
+
+
+def clear_process(rd: Path) -> None:
+    """The run ended (summary.json is written): the process record is no longer needed."""
+    (rd / PROCESS_FILE).unlink(missing_ok=True)
+
+
+def _alive(pid: Any) -> bool | None:
+    """Whether process ``pid`` exists on this machine (None: cannot tell)."""
+    import os
+
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return None
+    return True
+
+
+def _unfinished_status(rd: Path, now: float) -> str:
+    """running | interrupted (resumable) | crashed (resumable) | crashed, for a run without summary.json."""
+    import socket
+
+    resumable = _resumable(rd)
+    proc = read_json(rd / PROCESS_FILE)
+    if isinstance(proc, dict):
+        if proc.get("state") == "interrupted":
+            return "interrupted (resumable)" if resumable else "interrupted"
+        if proc.get("host") == socket.gethostname():
+            alive = _alive(proc.get("pid"))
+            if alive is not None:
+                if alive:
+                    return "running"
+                return "crashed (resumable)" if resumable else "crashed"
+    # another machine's run, or one written before status.json existed: judge by how recently files changed
+    newest = max((p.stat().st_mtime for p in rd.iterdir()), default=0.0)
+    if now - newest < RUNNING_WINDOW_S:
+        return "running"
+    return "crashed (resumable)" if resumable else "crashed"
+
+
 def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
@@ -140,11 +199,7 @@ def describe(rd: Path, now: float | None = None) -> dict[str, Any] | None:
             row["best_epoch"] = summary.get("best_epoch")
             row["wall"] = _number(summary.get("wall_seconds"))
         else:
-            newest = max((p.stat().st_mtime for p in rd.iterdir()), default=0.0)
-            if now - newest < RUNNING_WINDOW_S:
-                row["status"] = "running"
-            else:
-                row["status"] = "crashed (resumable)" if _resumable(rd) else "crashed"
+            row["status"] = _unfinished_status(rd, now)
             row["epochs"] = len(history)
             summary = {}
             secs = [_number(h.get("seconds")) for h in history]
@@ -223,10 +278,10 @@ def print_runs(rows: list[dict[str, Any]], root: str | Path) -> None:
         return
     colour = {"completed": "green", "stopped early": "green", "running": "cyan", "crashed (resumable)": "yellow"}
     table = Table(title=f"runs in {root}", title_justify="left")
-    table.add_column("run", no_wrap=True)
-    for col, justify in (("model", "left"), ("paradigm", "left"), ("status", "left"), ("best/epochs", "right"),
-                         ("metric", "left"), ("value", "right"), ("wall", "right"), ("findings", "left")):
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for col, justify, wrap in (("run", "left", False), ("model", "left", True), ("paradigm", "left", True),
+                               ("status", "left", True), ("best", "right", False), ("metric", "left", False),
+                               ("value", "right", False), ("wall", "right", False), ("findings", "left", True)):
+        table.add_column(col, justify=justify, no_wrap=not wrap, overflow="fold")  # type: ignore[arg-type]
     for r in rows:
         best = f"{r['best_epoch']}/{r['epochs']}" if r["best_epoch"] is not None else (
             f"-/{r['epochs']}" if r["epochs"] else "-")
