@@ -231,3 +231,20 @@ def test_event_scalars_names() -> None:
 def test_unknown_backend_is_a_config_error() -> None:
     with pytest.raises(TrainwiseError, match="did you mean 'mlflow'"):
         compose(preset="digits-mlp", overrides=["tracking.backends=[mlfow]"])
+
+
+@pytest.mark.slow
+def test_under_ddp_only_rank_0_logs(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "trainwise",
+           "train", "--preset", "digits-mlp", "train.epochs=2", BOTH, f"tracking.mlflow_uri={uri}", "--run-dir",
+           "ddp", "--quiet"]
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "warning: tracking" not in p.stderr
+    assert len(list((tmp_path / "ddp" / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    history = json.loads((tmp_path / "ddp" / "history.json").read_text())
+    steps = [e.step for e in _accumulator(tmp_path / "ddp").Scalars("val/loss")]
+    assert steps == [row["step"] for row in history] and len(steps) == 2  # no second copy from rank 1
+    runs = _query_store(uri)
+    assert len(runs) == 1 and len(next(iter(runs.values()))["metrics"]["val/loss"]) == 2

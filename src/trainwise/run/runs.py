@@ -202,8 +202,12 @@ def describe(rd: Path, now: float | None = None) -> dict[str, Any] | None:
             row["status"] = _unfinished_status(rd, now)
             row["epochs"] = len(history)
             summary = {}
-            secs = [_number(h.get("seconds")) for h in history]
-            row["wall"] = sum(s for s in secs if s is not None) if any(s is not None for s in secs) else None
+            # epochs so far: history.json's seconds, or the monitors' per-epoch timing lines (metrics.jsonl has none)
+            secs = [_number(h.get("seconds")) for h in history if _number(h.get("seconds")) is not None]
+            if not secs:
+                secs = [_number(m.get("epoch_s")) for m in read_jsonl(rd / "monitors.jsonl")
+                        if m.get("kind") == "timing" and _number(m.get("epoch_s")) is not None]
+            row["wall"] = sum(secs) if secs else None  # type: ignore[arg-type]
         row["metric"], row["metric_value"] = _main_metric(summary, history)
         diagnosis = read_json(rd / "diagnosis.json")
         if isinstance(diagnosis, dict) and isinstance(diagnosis.get("findings"), list):
@@ -278,10 +282,14 @@ def print_runs(rows: list[dict[str, Any]], root: str | Path) -> None:
         return
     colour = {"completed": "green", "stopped early": "green", "running": "cyan", "crashed (resumable)": "yellow"}
     table = Table(title=f"runs in {root}", title_justify="left")
-    for col, justify, wrap in (("run", "left", False), ("model", "left", True), ("paradigm", "left", True),
-                               ("status", "left", True), ("best", "right", False), ("metric", "left", False),
-                               ("value", "right", False), ("wall", "right", False), ("findings", "left", True)):
-        table.add_column(col, justify=justify, no_wrap=not wrap, overflow="fold")  # type: ignore[arg-type]
+    # on a narrow terminal the run name folds first; the short columns keep their width
+    for col, justify, wrap, min_width in (("run", "left", True, 12), ("model", "left", True, 5),
+                                          ("paradigm", "left", True, 10), ("status", "left", True, 11),
+                                          ("best", "right", False, None), ("metric", "left", False, None),
+                                          ("value", "right", False, None), ("wall", "right", False, None),
+                                          ("findings", "left", True, 8)):
+        table.add_column(col, justify=justify, no_wrap=not wrap, overflow="fold",  # type: ignore[arg-type]
+                         min_width=min_width)
     for r in rows:
         best = f"{r['best_epoch']}/{r['epochs']}" if r["best_epoch"] is not None else (
             f"-/{r['epochs']}" if r["epochs"] else "-")
