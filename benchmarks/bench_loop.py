@@ -101,6 +101,7 @@ class Timing:
     loop: float  # seconds inside the epoch loop (== total for hand-written loops)
     epochs: int
     train_loss: float  # last epoch's mean training loss: the variants must do the same work
+    tracker: float = 0.0  # seconds inside the tracker's calls (--tracking only)
 
 
 def _evaluate(model: torch.nn.Module, xv: torch.Tensor, yv: torch.Tensor) -> tuple[float, float]:
@@ -233,6 +234,63 @@ def make_variants() -> list[Variant]:
         Variant("trainwise no-val run_dir=None", lambda d, e: run_trainwise(d, e, val=False, files=False),
                 "fit() without val, writes no files"),
     ]
+
+
+TRACKER_SECONDS: list[float] = []  # wall time spent inside Tracker.__call__ (the loop's emit) in one fit()
+
+
+def time_tracker_calls() -> None:
+    """Time every call the loop makes into the tracker: the part of the per-epoch cost that is tracking's own,
+    measured inside the fit (on a shared machine, less noisy than a difference of two epoch times)."""
+    from trainwise.run.tracking import Tracker
+
+    inner = Tracker.__call__
+
+    def timed(self: Tracker, event: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        inner(self, event)
+        TRACKER_SECONDS.append(time.perf_counter() - t0)
+
+    Tracker.__call__ = timed  # type: ignore[method-assign]
+
+
+def tracking_variants(store: Path) -> list[Variant]:
+    """fit() with val + run dir and each tracking backend (tracking.backends), for the per-epoch cost of tracking.
+    MLflow logs into one SQLite store shared by all measurements, as runs/mlflow/mlflow.db is shared by all runs
+    (a new store's table creation is a once-per-store cost, paid in the warm-up)."""
+    uri = f"sqlite:///{store}"
+
+    def run(backends: list[str]) -> Callable[[Data, int], Timing]:
+        def one(d: Data, e: int) -> Timing:
+            TRACKER_SECONDS.clear()
+            t = run_trainwise(d, e, extra={"tracking": {"backends": backends, "mlflow_uri": uri}})
+            t.tracker = sum(TRACKER_SECONDS)
+            return t
+
+        return one
+
+    return [
+        Variant("tracking off", run([]), "tracking.backends=[]"),
+        Variant("tensorboard", run(["tensorboard"]), "tracking.backends=[tensorboard] (the default)"),
+        Variant("mlflow", run(["mlflow"]), "tracking.backends=[mlflow], SQLite store"),
+        Variant("tensorboard+mlflow", run(["tensorboard", "mlflow"]), "both"),
+    ]
+
+
+def tracking_table(variants: list[Variant]) -> list[str]:
+    base = variants[0].times
+    rows = ["| backends | median ms/epoch, epoch loop | × off, epoch loop | median ms/epoch, whole fit() | "
+            "× off, whole fit() | min–max ms/epoch, epoch loop | ms/epoch inside the tracker's calls |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for v in variants:
+        loop = [t.loop / t.epochs for t in v.times]
+        whole = [t.total / t.epochs for t in v.times]
+        inside = statistics.median(t.tracker / t.epochs for t in v.times)
+        r_loop = statistics.median(t.loop / b.loop for t, b in zip(v.times, base))
+        r_whole = statistics.median(t.total / b.total for t, b in zip(v.times, base))
+        rows.append(f"| {v.name} | {_ms(statistics.median(loop))} | {r_loop:.3f}× | {_ms(statistics.median(whole))} "
+                    f"| {r_whole:.3f}× | {_ms(min(loop))}–{_ms(max(loop))} | {inside * 1e3:.3f} |")
+    return rows
 
 
 class CpuMeter:
@@ -819,6 +877,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-data-path", action="store_true", help="skip the data-path section")
     ap.add_argument("--dataset-path", action="store_true", help="only the Dataset-path section: fit() on a "
                                                                 "TensorDataset vs a DataLoader loop, 0 and 2 workers")
+    ap.add_argument("--tracking", action="store_true", help="only the tracking-backend section: fit() with "
+                    "tracking.backends=[] / [tensorboard] / [mlflow] / both, interleaved")
     ap.add_argument("--out", default=None, help="markdown file whose bench_loop sections are replaced "
                                                 "(default benchmarks/RESULTS.md; '-' writes nothing)")
     args = ap.parse_args(argv)
@@ -839,6 +899,35 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.dataset_path:
         return dataset_path_main(args, data, info, command, out)
+    if args.tracking:
+        time_tracker_calls()
+        with tempfile.TemporaryDirectory(prefix="bench_tracking-") as tmp:
+            tv = tracking_variants(Path(tmp) / "mlflow.db")
+            t0 = time.perf_counter()
+            others, discarded = run_rounds(tv, data, args.epochs, args.repeats, args.warmup, args.quiet_threshold,
+                                           args.max_wait, args.max_retries)
+        lines = tracking_table(tv)
+        noise = (f"CPU used by other processes during the timed runs: median {statistics.median(others):.2f}, max "
+                 f"{max(others):.2f} cores of {os.cpu_count()}" if others else "other processes' CPU use: not measured")
+        noise += (f"; {discarded} round(s) discarded and rerun for contention; benchmark wall time "
+                  f"{time.perf_counter() - t0:.0f} s")
+        print("\n" + "\n".join(lines) + "\n\n" + noise, flush=True)
+        env = "\n".join(f"- {k}: {v}" for k, v in info.items())
+        body = (f"## Tracking backends (seconds per epoch)\n\nCommand: `{command}`  \n"
+                f"Run: {time.strftime('%Y-%m-%d %H:%M:%S')}, the `trainwise` workload above (val + run dir), "
+                f"{args.epochs} epochs per measurement, {args.repeats} interleaved rounds, {args.warmup} warm-up "
+                f"rounds.\n\n{env}\n- {noise}\n\n" + "\n".join(lines) + "\n\n"
+                "Ratios are medians of per-round ratios against `tracking off` in the same round. \"Epoch loop\" is "
+                "fit()'s `wall_seconds` (what tracking adds per epoch: scalars at log intervals and epoch ends, "
+                "monitor samples); \"whole fit()\" adds the once-per-run costs (opening the writer or store, "
+                "params, hparams, artifacts) spread over the epochs. The last column is the wall time the loop spent inside "
+                "the tracker's calls (its `emit`), per epoch: tracking's own share of the epoch loop, less exposed "
+                "to other processes' noise than the difference of two epoch times.\n")
+        if out is not None:
+            replace_section(out, "tracking", body)
+            print(f"wrote the tracking section of {out}")
+        return 0
+
     variants = make_variants()
     t0 = time.perf_counter()
     others, discarded = run_rounds(variants, data, args.epochs, args.repeats, args.warmup, args.quiet_threshold,

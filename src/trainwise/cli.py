@@ -30,7 +30,8 @@ group_lr), schedule.* (name, warmup_fraction, min_lr_ratio, step_size, gamma, fa
 base_lr_ratio), train.* (epochs, grad_clip, accumulate, label_smoothing, early_stopping, monitor, patience,
 ema_decay, mixup_alpha, cutmix_alpha, log_every, freeze_epochs), paradigm.* (name: supervised|autoencoder|vae|gan|
 contrastive|seq2seq|distill, temperature, kl_weight, d_lr_ratio, beam_size, samples), distill.*, tune.*, checkpoint.*,
-faults.*, doctor.*. Transfer learning: model.init_from=RUN_DIR|FILE|preset:NAME. Full reference: docs/config.md.
+faults.*, doctor.*, tracking.* (backends: [tensorboard] by default, mlflow; mlflow_uri, experiment).
+Transfer learning: model.init_from=RUN_DIR|FILE|preset:NAME. Full reference: docs/config.md.
 """
 
 
@@ -396,12 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     from trainwise.data.commands import add_commands as add_data_commands
     from trainwise.deploy.commands import add_commands as add_deploy_commands
     from trainwise.recipes_cmd import add_commands as add_recipe_commands
+    from trainwise.run.commands import add_commands as add_run_commands
     from trainwise.tune.commands import add_commands as add_tune_commands
 
     add_deploy_commands(sub)
     add_data_commands(sub)
     add_tune_commands(sub)
     add_recipe_commands(sub)
+    add_run_commands(sub)
     _add_allow_code(sub)
     return p
 

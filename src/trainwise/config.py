@@ -161,6 +161,22 @@ class TuneConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Where a run is mirrored besides its own directory (``trainwise/run/tracking.py``). Only rank 0 logs; a
+    backend that fails is reported once and switched off, never stopping training."""
+
+    # tensorboard: event files in RUN_DIR/tensorboard/; mlflow: params, metrics, tags and artifacts in an MLflow
+    # store. TensorBoard is on by default because its measured per-epoch cost is within noise of none
+    # (benchmarks/RESULTS.md, "Tracking backends").
+    backends: list[str] = field(default_factory=lambda: ["tensorboard"])
+    # MLflow tracking URI; null: a SQLite store shared by all runs beside the run directory,
+    # sqlite:///<run dir's parent>/mlflow/mlflow.db (runs/mlflow/mlflow.db for the default runs/ root), artifacts in
+    # runs/mlflow/artifacts/. Browse with: mlflow ui --backend-store-uri sqlite:///runs/mlflow/mlflow.db
+    mlflow_uri: str | None = None
+    experiment: str = "trainwise"  # MLflow experiment name (created when missing)
+
+
+@dataclass
 class Config:
     name: str = "run"
     seed: int = 0
@@ -188,7 +204,10 @@ class Config:
     paradigm: ParadigmConfig = field(default_factory=ParadigmConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
+
+TRACKING_BACKENDS = ("tensorboard", "mlflow")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"),
@@ -388,6 +407,10 @@ def validate(cfg: DictConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise TrainwiseError(msg)
+    for b in cfg.tracking.backends:
+        if b not in TRACKING_BACKENDS:
+            raise TrainwiseError(f"tracking.backends: '{b}' is not one of {', '.join(TRACKING_BACKENDS)}"
+                                 f"{suggest(str(b), TRACKING_BACKENDS)}; use tracking.backends=[] for none")
     if "name" not in cfg.model:
         raise TrainwiseError("model.name is missing; run 'trainwise models' to list the models")
     if cfg.model.name == "python":

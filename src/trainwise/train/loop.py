@@ -407,11 +407,23 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         reporter.info(f"resumed from {folder.name}: epoch {st.epoch + 1}, batch {st.pos}, step {st.global_step}")
         st.resumed_from = folder.name
     files = out_dir if writer else None  # where this rank writes logs (rank 0 only)
+    if files is not None:  # RUN_DIR/status.json: this process is training the run (`trainwise runs` reads it)
+        from trainwise.run.runs import clear_process, mark_process
+
+        mark_process(files, "running")
     log = MetricsLog(files / "metrics.jsonl" if files is not None else None, truncate_to=st.log_offset)
     monitors = Monitor(model, doc.monitor_every, files / "monitors.jsonl" if files is not None else None,
                       hooks=not cfg.compile, truncate_to=st.monitor_offset)
     if ckpt is not None:
         ckpt.log, ckpt.monitor = log, monitors
+    tracker = None  # TensorBoard / MLflow mirror of the events below (run/tracking.py); rank 0 with a run dir only
+    if files is not None and cfg.tracking.backends:
+        from trainwise.run.tracking import make_tracker
+
+        tracker = make_tracker(list(cfg.tracking.backends), files, to_dict(cfg), uri=cfg.tracking.mlflow_uri,
+                               experiment=cfg.tracking.experiment,
+                               resume_step=st.global_step if resume is not None else None,
+                               monitor_records=monitors.records)
     train_events: list[dict[str, Any]] = []
 
     stop_requested = False
@@ -419,6 +431,8 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     def emit(event: dict[str, Any]) -> None:
         nonlocal stop_requested
         log.write(event)
+        if tracker is not None:
+            tracker(event)  # host values only, as written to metrics.jsonl: no device sync added
         if event.get("split") == "train" and not event.get("epoch_end"):
             train_events.append(event)
         for cb in callbacks:
@@ -639,6 +653,10 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     if stop.signum:
         log.close()
         monitors.close()
+        if tracker is not None:
+            tracker.interrupted()
+        if files is not None:
+            mark_process(files, "interrupted", signal=stop.signum)
         where = (f"torchrun --nproc_per_node={dctx.world} -m trainwise resume {out_dir}" if distributed
                  else f"trainwise resume {out_dir}")
         raise TrainingInterrupted(stop.signum, f"interrupted by signal {stop.signum}: checkpoint saved at step "
@@ -713,6 +731,9 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
         from trainwise.run.plots import plot_curves
 
         plot_curves(st.history, task.main_metric, out_dir / "curves.png")
+        if tracker is not None:  # last: the artifacts it uploads (curves, diagnosis, weights) are on disk now
+            tracker.finish(summary, findings_out if doc.diagnose else [], out_dir)
+        clear_process(files)  # summary.json now says the run ended
     dctx.close()
     return FitResult(model, st.history, summary, out_dir, step_losses,
                      findings_out if doc.diagnose else [])
