@@ -88,12 +88,12 @@ def test_image_folder_trains_reports_is_killed_resumes_bit_exactly_and_predicts(
     assert (tmp_path / "ref" / "final.safetensors").read_bytes() == (run / "final.safetensors").read_bytes()
     assert json.loads((run / "data_report.json").read_text())["cache_hit"]
 
-    for name in ("4.png", "0.jpg"):  # raw files, decoded exactly as in training
-        src = next((tmp_path / "imgs").rglob(name))
-        pred = subprocess.run([PY, "-m", "trainwise", "predict", "ref", str(src), "--out", f"{name}.csv"],
+    for suffix in ("png", "jpg", "webp"):  # raw files, decoded exactly as in training
+        src = next(p for p in sorted((tmp_path / "imgs").rglob(f"*.{suffix}")) if p.stem.isdigit())
+        pred = subprocess.run([PY, "-m", "trainwise", "predict", "ref", str(src), "--out", f"{suffix}.csv"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert pred.returncode == 0, pred.stderr
-        assert (tmp_path / f"{name}.csv").read_text().splitlines()[1].split(",")[0].startswith("class_")
+        assert (tmp_path / f"{suffix}.csv").read_text().splitlines()[1].split(",")[0].startswith("class_")
 
 
 def test_cache_is_keyed_by_files_and_a_half_written_cache_is_never_used(tmp_path: Path) -> None:

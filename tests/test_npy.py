@@ -88,7 +88,7 @@ def test_npy_larger_than_the_memory_cap_trains_is_killed_and_resumes_bit_exactly
     assert (tmp_path / "ref" / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
     assert (tmp_path / "ref" / "final.safetensors").read_bytes() == (run / "final.safetensors").read_bytes()
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["resumed_from"] and summary["test/accuracy"] > 0.8  # it learned, from the map
+    assert summary["resumed_from"] and summary["test/accuracy"] > 0.5  # it learned from the map (chance: 0.25)
 
 
 def test_npy_given_splits_workers_and_predict(cli, tmp_path: Path) -> None:

@@ -125,7 +125,7 @@ def _key(root: Path, files: dict[str, list[tuple[Path, str]]], size: int, channe
     return h.hexdigest()[:32]
 
 
-def _first_size(files: dict[str, list[tuple[Path, str]]]) -> tuple[int, int]:
+def _first_size(files: dict[str, list[tuple[Path, str]]], size_given: bool) -> tuple[int, int]:
     """(size, channels) of the first readable image: the defaults when data.image_size/channels are not given."""
     from PIL import Image
 
@@ -137,7 +137,7 @@ def _first_size(files: dict[str, list[tuple[Path, str]]]) -> tuple[int, int]:
                     grey = img.mode in ("1", "L", "LA", "I", "I;16", "F")
             except Exception:  # noqa: BLE001 - a bad file is reported by the decode pass
                 continue
-            if w != h:
+            if w != h and not size_given:
                 raise TrainwiseError(f"'{p}' is {w}×{h}; set data.image_size=S (images are resized to S×S, "
                                      "centre-cropped)")
             return w, 1 if grey else 3
@@ -207,7 +207,7 @@ def load_images(path: str, seed: int, val_fraction: float, test_fraction: float,
     root = Path(path)
     files, classes, ignored = _scan(root)
     if image_size is None or channels is None:
-        size0, ch0 = _first_size(files)
+        size0, ch0 = _first_size(files, image_size is not None)
         image_size, channels = image_size or size0, channels or ch0
     if channels not in (1, 3):
         raise TrainwiseError(f"data.channels={channels} must be 1 or 3")
