@@ -1,7 +1,7 @@
 """The doctor's evaluation suite: deliberately broken configurations (one or more per finding code) and the healthy
 presets, with the doctor's precision and recall over them.
 
-    python -m trainwise.doctor.suite [--out docs/doctor.md]
+    python -m trainwise.doctor.suite [--out docs/doctor-presets.md]
 
 A broken case is *recalled* when at least one of its ``expected`` codes is raised (warning or error). Precision
 counts every warning/error code raised across the suite: it is a true positive when the case lists it as expected or
@@ -149,7 +149,7 @@ def to_markdown(res: dict[str, Any], command: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description="Run the doctor's evaluation suite")
-    p.add_argument("--out", help="write the markdown table here (e.g. docs/doctor.md)")
+    p.add_argument("--out", help="write the markdown table here (e.g. docs/doctor-presets.md)")
     p.add_argument("--fast", action="store_true", help="healthy presets for 5 epochs only")
     args = p.parse_args()
     res = run_suite(fast=args.fast)
