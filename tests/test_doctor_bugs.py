@@ -46,6 +46,13 @@ def test_grad_norm_is_kept_without_clipping_with_a_running_max() -> None:
     assert norms[1] > 50 * norms[0]
     assert stepper.take_grad_norm_max() == pytest.approx(max(norms))
     assert stepper.take_grad_norm_max() is None  # reset by reading
+    (model(torch.ones(3, 4)).sum()).backward()
+    stepper.step()
+    finite = float(stepper.grad_norm)
+    (model(torch.ones(3, 4)).sum() * float("nan")).backward()
+    stepper.prepare()
+    stepper.discard()  # a skipped non-finite step does not erase the finite maximum
+    assert stepper.take_grad_norm_max() == pytest.approx(finite)
 
 
 def test_unclipped_run_logs_grad_norms_and_epoch_maxima(tmp_path: Path) -> None:

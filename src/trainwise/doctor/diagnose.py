@@ -288,10 +288,11 @@ def diagnose(rec: RunRecord) -> list[Finding]:
                                      "reduce regularisation (weight decay, dropout, label smoothing)"]))
     # ---- gradients and activations (monitors) ------------------------------------------------------------------
     if rec.monitors:
-        layer_names = list(rec.monitors[-1].get("layers", {}))
-        med = {n: statistics.median([m["layers"][n]["grad_norm"] for m in rec.monitors
-                                     if n in m.get("layers", {}) and _finite(m["layers"][n]["grad_norm"])] or [0.0])
-               for n in layer_names}
+        sampled = {n: [m["layers"][n]["grad_norm"] for m in rec.monitors
+                       if n in m.get("layers", {}) and _finite(m["layers"][n]["grad_norm"])]
+                   for n in rec.monitors[-1].get("layers", {})}
+        layer_names = [n for n, v in sampled.items() if v]  # a layer never given a gradient is frozen, not vanishing
+        med = {n: statistics.median(sampled[n]) for n in layer_names}
         top = max(med.values(), default=0.0)
         if top > 0 and len(med) >= 3:
             tiny = [n for n in layer_names if med[n] < 1e-3 * top]
@@ -302,18 +303,26 @@ def diagnose(rec: RunRecord) -> list[Finding]:
                                         ["use relu/gelu instead of sigmoid/tanh (model.act=relu)",
                                          "use He init (model.init=kaiming)",
                                          "add normalisation (model.norm=batch or layer) or residual connections"]))
-    norms = [m["grad_norm"] for m in rec.monitors if _finite(m.get("grad_norm"))]
-    norms += [e["grad_norm"] for e in rec.train_events if _finite(e.get("grad_norm"))]
-    norms += [t["grad_norm_max"] for t in rec.timing if _finite(t.get("grad_norm_max"))]
+    # (epoch, pre-clip global norm) from sampled steps, log steps and per-epoch maxima
+    pts = [(m.get("epoch", 0), m["grad_norm"]) for m in rec.monitors if _finite(m.get("grad_norm"))]
+    pts += [(e.get("epoch", 0), e["grad_norm"]) for e in rec.train_events if _finite(e.get("grad_norm"))]
+    pts += [(t.get("epoch", 0), t["grad_norm_max"]) for t in rec.timing if _finite(t.get("grad_norm_max"))]
+    norms = [v for _, v in pts]
+    # Gradients shrink by orders of magnitude as a healthy run converges, so a spike is judged after the first epoch
+    # only; an absolute norm above 1e3 counts anywhere.
+    late = [v for e, v in pts if e >= 1]
     if rec.monitors or norms:
         if len(norms) >= 3:
             gmed, gmax = statistics.median(norms), max(norms)
-            if gmax > 1e3 or (gmed > 0 and gmax > 50 * gmed and gmax > 10):
+            spike = len(late) >= 3 and max(late) > 50 * statistics.median(late) and max(late) > 10
+            if gmax > 1e3 or spike:
                 clip = _clip(rec)
+                # with clipping on and a run that otherwise went well, clipping did its job: information only
+                harmed = clip is None or bool(codes & {"nan_loss", "diverging", "oscillating", "not_learning"})
                 fixes = [f"lower optim.lr (now {lr:.0e})", "add normalisation layers (model.norm=batch)"]
                 fixes.insert(0 if clip is None else 1, "clip gradients (train.grad_clip=1.0)" if clip is None else
                              f"keep clipping on (train.grad_clip={clip}): it bounded these steps")
-                findings.append(Finding("exploding_gradients", "warning",
+                findings.append(Finding("exploding_gradients", "warning" if harmed else "info",
                                         f"gradient norm reached {gmax:.3g} (median {gmed:.3g})"
                                         + (" with clipping off" if clip is None else " before clipping"),
                                         {"max_grad_norm": gmax, "median_grad_norm": gmed, "grad_clip": clip}, fixes))

@@ -91,7 +91,9 @@ class Monitor:
         self._handles = []
         ws = [m.weight for _, m in self.layers]
         self._before = [w.detach().clone() for w in ws]
-        self._grad_norms = [w.grad.detach().norm() if w.grad is not None else w.new_zeros(()) for w in ws]
+        # NaN, not 0, for a weight without a gradient (frozen, e.g. train.freeze_epochs): "no gradient asked for" must
+        # not read as a vanishing gradient
+        self._grad_norms = [w.grad.detach().norm() if w.grad is not None else w.new_full((), float("nan")) for w in ws]
 
     def after_update(self, step: int, epoch: int, loss: torch.Tensor, grad_norm: torch.Tensor | None) -> None:
         """After the optimizer step: update ratios; one host transfer; one line written."""

@@ -1,7 +1,7 @@
 """The doctor's evaluation suite: deliberately broken configurations (one or more per finding code) and the healthy
 presets, with the doctor's precision and recall over them.
 
-    python -m trainwise.doctor.suite [--out docs/doctor.md]
+    python -m trainwise.doctor.suite [--out docs/doctor-presets.md]
 
 A broken case is *recalled* when at least one of its ``expected`` codes is raised (warning or error). Precision
 counts every warning/error code raised across the suite: it is a true positive when the case lists it as expected or
@@ -36,11 +36,11 @@ class Case:
 DEEP = "[" + ",".join(["64"] * 12) + "]"
 CASES = [
     Case("sgd-lr10", "digits-mlp", ["optim.name=sgd", "optim.lr=10", "train.grad_clip=null", "train.epochs=5"],
-         {"nan_loss", "diverging"}, {"exploding_gradients"}, "SGD with lr=10 and no clipping"),
+         {"nan_loss", "diverging", "lr_too_high"}, {"exploding_gradients"}, "SGD with lr=10 and no clipping"),
     Case("deep-sigmoid", "digits-mlp", [f"model.hidden={DEEP}", "model.act=sigmoid", "model.init=xavier",
                                         "model.dropout=0", "train.epochs=6", "doctor.monitor_every=5"],
          {"vanishing_gradients"}, {"not_learning", "activation_scale", "saturated_units", "underfitting",
-                                   "early_plateau", "lr_too_low"}, "12-layer sigmoid MLP"),
+                                   "early_plateau", "lr_too_low", "at_chance"}, "12-layer sigmoid MLP"),
     Case("width-2", "digits-mlp", ["model.hidden=[2]", "model.dropout=0", "train.epochs=15"],
          {"underfitting"}, {"early_plateau"}, "MLP with 2 hidden units"),
     Case("overfit", "digits-mlp", ["data.test_fraction=0.75", "data.val_fraction=0.1", "model.hidden=[512,512]",
@@ -50,7 +50,7 @@ CASES = [
     Case("dead-relu", "digits-mlp", ["model.bias_init=-5", "model.dropout=0", "train.epochs=5",
                                      "doctor.monitor_every=5"],
          {"dead_relu"}, {"not_learning", "underfitting", "vanishing_gradients", "activation_scale",
-                         "init_loss_off", "early_plateau"}, "hidden biases initialised to -5"),
+                         "init_loss_off", "early_plateau", "at_chance"}, "hidden biases initialised to -5"),
     Case("lr-1e-7", "digits-mlp", ["optim.lr=1e-7", "train.epochs=5"], {"not_learning", "lr_too_low"},
          {"underfitting", "early_plateau"}, "lr = 1e-7"),
     Case("sgd-lr0.5", "digits-mlp", ["optim.name=sgd", "optim.lr=0.5", "train.epochs=8", "train.log_every=5",
@@ -58,7 +58,8 @@ CASES = [
          {"oscillating"}, {"exploding_gradients", "diverging", "nan_loss"}, "SGD momentum 0.9 at lr 0.5"),
     Case("lr-collapse", "digits-mlp", ["schedule.name=step", "schedule.step_size=1", "schedule.gamma=0.001",
                                        "optim.lr=0.0003", "train.epochs=10"],
-         {"early_plateau"}, {"underfitting", "lr_too_low"}, "lr divided by 1000 after the first epoch"),
+         {"early_plateau", "lr_decayed_early"}, {"underfitting", "lr_too_low"},
+         "lr divided by 1000 after the first epoch"),
 ]
 
 # Presets whose outcome is not a property of the configuration but of last-bit numerics, so they are neither a broken
@@ -158,7 +159,7 @@ def to_markdown(res: dict[str, Any], command: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description="Run the doctor's evaluation suite")
-    p.add_argument("--out", help="write the markdown table here (e.g. docs/doctor.md)")
+    p.add_argument("--out", help="write the markdown table here (e.g. docs/doctor-presets.md)")
     p.add_argument("--fast", action="store_true", help="healthy presets for 5 epochs only")
     p.add_argument("--seed", type=int, help="override every case's seed (verdicts must not depend on it)")
     args = p.parse_args()

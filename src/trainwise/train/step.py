@@ -69,8 +69,9 @@ class Stepper:
         if norm is not None:
             # FSDP: a replicated DTensor; its local value is the global norm (no communication to unwrap it)
             self.grad_norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+            # fmax: a NaN norm (a step about to be skipped) must not erase the epoch's finite maximum
             self._grad_norm_max = self.grad_norm.detach() if self._grad_norm_max is None else \
-                torch.maximum(self._grad_norm_max, self.grad_norm.detach())
+                torch.fmax(self._grad_norm_max, self.grad_norm.detach())
         self._prepared = True
         return self.grad_norm
 
