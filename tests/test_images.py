@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainwise.data.commands import write_digits_png
 from trainwise.data.images import load_images
+from trainwise.data_cmd import write_digits_png
 from trainwise.train.checkpoint import list_checkpoints
 
 PY = sys.executable

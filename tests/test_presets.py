@@ -20,7 +20,7 @@ def test_every_preset_trains_end_to_end(name: str, tmp_path: Path):
     if cfg.data.source in SMALL_SYNTHETIC:
         cfg.data.options["n"] = SMALL_SYNTHETIC[cfg.data.source]
     if cfg.data.source == "images":  # digits-images: its PNG files, written as `trainwise data digits-png` does
-        from trainwise.data.commands import write_digits_png
+        from trainwise.data_cmd import write_digits_png
 
         write_digits_png(tmp_path / "png")
         cfg.data.path, cfg.data.cache_dir = str(tmp_path / "png"), str(tmp_path / "cache")

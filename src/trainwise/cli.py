@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     allow_intermixed(ds)
 
     # Command families that live in their own packages (each imports torch only inside its commands).
-    from trainwise.data.commands import add_commands as add_data_commands
+    from trainwise.data_cmd import add_commands as add_data_commands
     from trainwise.deploy.commands import add_commands as add_deploy_commands
     from trainwise.recipes_cmd import add_commands as add_recipe_commands
     from trainwise.run.commands import add_commands as add_run_commands

@@ -193,6 +193,10 @@ def check_npz_members(path: str | Path, names: tuple[str, ...]) -> None:
                     shape, _, dtype = read(f, max_header_size=10_000)
                     header = f.tell() if f.seekable() else None
                 where = f"'{p}' array '{name}'"
+                if dtype.hasobject:  # pickled Python objects: never loaded (it could run code)
+                    raise TrainwiseError(f"'{p}' holds an object (pickled) array '{name}', which trainwise never "
+                                         "loads (it could run code); save numeric arrays, e.g. np.savez(path, "
+                                         "x=x.astype('float32'), y=y.astype('int64'))")
                 if dtype.kind == "c":
                     raise TrainwiseError(f"{where} is complex ({dtype}); features must be real numbers (split real "
                                          "and imaginary parts into separate features)")

@@ -128,6 +128,7 @@ def read_error(run_dir: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):  # torn or damaged: read as absent
         return None
+    return obj if isinstance(obj, dict) else None

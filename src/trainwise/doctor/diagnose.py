@@ -42,12 +42,24 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            out.append(json.loads(line))
+            event = json.loads(line)
         except json.JSONDecodeError:  # a torn last line after a crash
             continue
+        if isinstance(event, dict):
+            out.append(event)
     return out
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A run's JSON file as a dict; missing, torn or damaged reads as absent (a crashed run is still diagnosed from
+    what survives)."""
+    try:
+        obj = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
 
 
 def load_record(run_dir: str | Path) -> RunRecord:
@@ -59,19 +71,26 @@ def load_record(run_dir: str | Path) -> RunRecord:
     history: list[dict[str, Any]] = []
     by_epoch: dict[int, dict[str, Any]] = {}
     for e in events:  # rebuild per-epoch rows from the log, so a crashed run (no history.json) is readable
+        if not isinstance(e.get("epoch"), int) or isinstance(e.get("epoch"), bool):
+            continue  # not an epoch row this version wrote (a damaged or foreign line)
         if e.get("split") == "train" and e.get("epoch_end"):
-            row = by_epoch.setdefault(e["epoch"], {"epoch": e["epoch"], "step": e["step"]})
+            row = by_epoch.setdefault(e["epoch"], {"epoch": e["epoch"], "step": e.get("step")})
             row.update({f"train/{k}": v for k, v in e.items() if k not in ("step", "epoch", "split", "epoch_end", "lr")})
             row["lr"] = e.get("lr")
         elif e.get("split") == "val":
-            row = by_epoch.setdefault(e["epoch"], {"epoch": e["epoch"], "step": e["step"]})
+            row = by_epoch.setdefault(e["epoch"], {"epoch": e["epoch"], "step": e.get("step")})
             row.update({f"val/{k}": v for k, v in e.items() if k not in ("step", "epoch", "split")})
     history = [by_epoch[k] for k in sorted(by_epoch)]
     mon = _read_jsonl(rd / "monitors.jsonl")
-    pre = json.loads((rd / "preflight.json").read_text()) if (rd / "preflight.json").is_file() else {}
-    summary = json.loads((rd / "summary.json").read_text()) if (rd / "summary.json").is_file() else {}
+    pre = _read_json_object(rd / "preflight.json")
+    summary = _read_json_object(rd / "summary.json")
+    try:
+        config = yaml.safe_load((rd / "config.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise TrainwiseError(f"'{rd / 'config.yaml'}' cannot be read ({str(exc).splitlines()[0]}); it is not the "
+                             "file trainwise wrote") from None
     return RunRecord(
-        history=history, summary=summary, config=yaml.safe_load((rd / "config.yaml").read_text()) or {},
+        history=history, summary=summary, config=config if isinstance(config, dict) else {},
         train_events=[e for e in events if e.get("split") == "train" and not e.get("epoch_end") and "loss" in e],
         monitors=[m for m in mon if "kind" not in m], timing=[m for m in mon if m.get("kind") == "timing"],
         nonfinite=[m for m in mon if m.get("kind") == "nonfinite"] + [

@@ -12,6 +12,7 @@ otherwise — and any warning on a healthy preset is a false positive.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,14 +122,24 @@ def run_suite(fast: bool = False, seed: int | None = None) -> dict[str, Any]:
                  "false_positives": [c for c in codes if c != "data_bound"],
                  "seconds": round(time.perf_counter() - t, 1)})
     healthy = []
+    files = tempfile.TemporaryDirectory(prefix="trainwise-suite-")  # the image preset's PNG files and cache
     for name in preset_names():
         if name in MARGINAL_PRESETS:
             continue
         t = time.perf_counter()
-        r = train(compose(None, name, (["train.epochs=5"] if fast else []) + seeded), run_dir=None, quiet=True)
+        overrides = (["train.epochs=5"] if fast else []) + seeded
+        if compose(None, name).data.source == "images":  # digits-images: its files, as `trainwise data digits-png`
+            from trainwise.data_cmd import write_digits_png
+
+            png = Path(files.name) / "png"
+            if not png.exists():
+                write_digits_png(png)
+            overrides += [f"data.path={png}", f"data.cache_dir={Path(files.name) / 'cache'}"]
+        r = train(compose(None, name, overrides), run_dir=None, quiet=True)
         warn = [f["code"] for f in r.findings if f["severity"] != "info"]
         healthy.append({"preset": name, "raised": warn, "main": r.summary.get(f"test/{r.summary['main_metric']}"),
                         "seconds": round(time.perf_counter() - t, 1)})
+    files.cleanup()
     tp = sum(len(r["raised"]) - len(r["false_positives"]) for r in rows)
     fp = sum(len(r["false_positives"]) for r in rows) + sum(len(h["raised"]) for h in healthy)
     return {"cases": rows, "healthy": healthy, "recall": sum(r["recalled"] for r in rows) / len(rows),

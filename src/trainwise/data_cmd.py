@@ -1,4 +1,5 @@
-"""``trainwise data …``: write example datasets as real files, so the file-based sources can be tried anywhere.
+"""``trainwise data …`` (a top-level module, not inside ``trainwise.data``, whose package imports torch: ``--help``
+must not): write example datasets as real files, so the file-based sources can be tried anywhere.
 
 ``trainwise data digits-png DIR`` writes scikit-learn's 1,797 digits as 8×8 greyscale PNG files in the ImageFolder
 layout ``DIR/<digit>/<index>.png`` (ink bright on dark, 0..16 scaled to 0..255): the data of the ``digits-images``
