@@ -50,7 +50,7 @@ KEYS = ["seed", "name", "device", "precision", "optim.lr", "optim.name", "optim.
 override_values = st.one_of(
     st.sampled_from(["1", "-1", "0", ".inf", "-.inf", ".nan", "1e309", "12345678901234567890123", "[1, 2]", "[-5]",
                      "{a: 1}", "null", "abc", "os:abort", "[[[[[[[[1]]]]]]]]", "&a [*a]", "*a", "!!python/none",
-                     "'", "[", "3e-4", "true"]),
+                     "'", "[", "3e-4", "true", "${seed}", "${oc.env:HOME}"]),
     st.text(alphabet=string.printable, max_size=20))
 overrides = st.lists(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS), override_values), max_size=4)
 

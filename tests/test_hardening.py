@@ -188,6 +188,14 @@ def test_allow_code_runs_the_source(capsys, work, monkeypatch):
     assert os.environ.get("TRAINWISE_ALLOW_CODE") is None  # the opt-in ends with the command
 
 
+@pytest.mark.parametrize("override", ["name=${oc.env:HOME}", "seed=${seed}", "data.options={a: ${x}}"])
+def test_config_interpolation_is_refused(capsys, work, override):
+    """Found by tests/test_fuzz.py: OmegaConf resolved ``${oc.env:VAR}`` (a shared config could copy secrets from the
+    environment into config.yaml) and recursed on ``${seed}``."""
+    one_error(capsys, "train", override, "--run-dir", "R", needles=("interpolation",))
+    assert not (work / "R").exists()
+
+
 # ---- resources bounded before they are spent -----------------------------------------------------------------------
 
 def _bomb(levels: int = 9) -> str:

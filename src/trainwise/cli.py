@@ -434,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TrainwiseError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        # one line whatever the message holds (a library's multi-line text quoted in it)
+        sys.stderr.write("error: " + " ".join(str(exc).split()) + "\n")
         return 2
     except OSError as exc:
         # The machine refused a write (disk full, read-only or immutable folder, file-size limit, no permission):

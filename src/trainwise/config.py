@@ -265,12 +265,29 @@ def _load_yaml(text: str, where: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise TrainwiseError(f"malformed YAML in {where}{at}: fix the syntax ({getattr(exc, 'problem', exc)})") from None
+        raise TrainwiseError(f"malformed YAML in {where}{at}: fix the syntax "
+                             f"({str(getattr(exc, 'problem', None) or exc).splitlines()[0]})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise TrainwiseError(f"{where} must hold a mapping of config keys, not a {type(data).__name__}")
+    _no_interpolation(data, where)
     return data
+
+
+def _no_interpolation(value: Any, where: str) -> None:
+    """Refuse OmegaConf interpolations (``${oc.env:SECRET}``, ``${seed}``) in user input: a shared config must not read
+    the environment into a run's saved config, and a self-reference would recurse; values are written out plainly."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, str) and "${" in v:
+            raise TrainwiseError(f"{where} holds '{v[:60]}': interpolations (${{...}}) are not supported in configs; "
+                                 "write the value itself")
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
@@ -286,6 +303,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
         value = load_yaml_bounded(raw, f"override '{key}'") if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    _no_interpolation(value, f"override '{item}'")
     # YAML 1.1 reads "3e-4" as a string; accept it as the float it obviously is.
     if isinstance(value, str):
         try:
