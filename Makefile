@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: run test system-deps lint bench bench-venv bench-quick clean
+.PHONY: run test fuzz system-deps lint bench bench-venv bench-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP)
 	bash scripts/system-deps.sh
 	$(BIN)/ruff check src tests benchmarks recipes
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The property-based tests (tests/test_fuzz.py) with many more examples than `make test` runs (8 per property).
+fuzz: $(STAMP)
+	TRAINWISE_FUZZ_EXAMPLES=$${TRAINWISE_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest -q -n 0 tests/test_fuzz.py
 
 # What the suite needs outside Python (Chromium for the HTML tests); `make test` runs it first.
 system-deps:
