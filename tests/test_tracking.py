@@ -114,6 +114,8 @@ def test_mlflow_store_holds_params_metrics_tags_artifacts(tmp_path: Path) -> Non
     assert len(r["metrics"]["train/loss"]) == result.summary["steps"] // 5
     assert r["metrics"]["final/test/accuracy"][0][1] == pytest.approx(result.summary["test/accuracy"], rel=1e-6)
     assert {"curves.png", "diagnosis.json", "best.safetensors", "summary.json"} <= set(r["artifacts"])
+    assert (tmp_path / "artifacts").is_dir()  # a user's own SQLite store keeps artifacts beside it ...
+    assert not (Path.cwd() / "mlruns").exists()  # ... never in ./mlruns of the directory the command ran from
 
 
 def test_default_mlflow_store_is_sqlite_beside_the_runs(tmp_path: Path) -> None:

@@ -191,6 +191,9 @@ class MLflowBackend(Backend):
             root.mkdir(parents=True, exist_ok=True)
             uri = f"sqlite:///{root / 'mlflow.db'}"
             artifact_root = (root / "artifacts").as_uri()
+        elif uri.startswith("sqlite:///"):  # a user's own SQLite store: artifacts beside it, never in ./mlruns of
+            db = Path(uri[len("sqlite:///"):])  # whatever directory the command was started from
+            artifact_root = (db.resolve().parent / "artifacts").as_uri()
         self.client = MlflowClient(tracking_uri=uri)
         self.uri = uri
         self.pending: list[Any] = []
