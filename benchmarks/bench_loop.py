@@ -150,20 +150,8 @@ def run_plain(data: Data, epochs: int, evaluate: bool = False) -> Timing:
 
 
 def run_dataloader(data: Data, epochs: int) -> Timing:
-    model = new_model()
-    t0 = time.perf_counter()
-    opt = new_optimizer(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    loader = DataLoader(TensorDataset(data.x, data.y), batch_size=BATCH, shuffle=True, num_workers=0)
-    model.train()
-    n = len(data.x)
-    for _ in range(epochs):
-        loss_sum = torch.zeros(())
-        for xb, yb in loader:
-            _train_step(model, opt, params, xb, yb, loss_sum)
-        train_loss = loss_sum.item() / n
-    dt = time.perf_counter() - t0
-    return Timing(dt, dt, epochs, train_loss)
+    """The textbook loop over DataLoader(TensorDataset), per-sample collation, no workers."""
+    return run_dataloader_workers(data, epochs, 0)
 
 
 def _fit_kwargs(epochs: int) -> dict[str, Any]:
