@@ -130,7 +130,7 @@ def digits_images() -> dict[str, Any]:
     logistic regression on the same pixels (its split: the image folder's, from the same seed)."""
     from sklearn.linear_model import LogisticRegression
 
-    from trainwise.data.commands import write_digits_png
+    from trainwise.data_cmd import write_digits_png
 
     tmp = Path(tempfile.mkdtemp(prefix="tw-digits-png-"))
     write_digits_png(tmp / "png")
