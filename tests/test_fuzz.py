@@ -31,7 +31,10 @@ from trainwise.cli import main
 from trainwise.errors import TrainwiseError
 
 EXAMPLES = int(os.environ.get("TRAINWISE_FUZZ_EXAMPLES", "8"))
-settings.register_profile("trainwise", max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
+# `make test` draws the same examples every run (derandomized: its outcome must not depend on luck); `make fuzz`
+# (TRAINWISE_FUZZ_EXAMPLES set) explores new ones each time.
+settings.register_profile("trainwise", max_examples=EXAMPLES, deadline=None, database=None,
+                          derandomize="TRAINWISE_FUZZ_EXAMPLES" not in os.environ,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                                  HealthCheck.data_too_large])
 settings.load_profile("trainwise")

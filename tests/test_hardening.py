@@ -430,3 +430,16 @@ def test_empty_key_part(capsys, work):
 def test_23_digit_seed_names_the_seed(capsys, work):
     line = one_error(capsys, "train", "seed=12345678901234567890123", needles=("seed",))
     assert "split" not in line
+
+
+# Found by the property-based tests (tests/test_fuzz.py): a self-referential alias hung compose() in OmegaConf, and a
+# list merged into a section of key: value pairs was a TypeError traceback.
+@pytest.mark.parametrize("items", [["data.path=&a [*a]"], ["optim={a: 1}", "optim=&a [*a]"], ["data.options=[-5]"],
+                                   ["model=[[[[[[[[1]]]]]]]]"]])
+def test_override_shapes_found_by_fuzzing_are_one_error_line(items: list[str]) -> None:
+    from trainwise.config import compose
+    from trainwise.errors import TrainwiseError
+
+    with pytest.raises(TrainwiseError) as info:
+        compose(None, "digits-mlp", items)
+    assert "\n" not in str(info.value)

@@ -334,6 +334,9 @@ def _merge(base: DictConfig, data: dict[str, Any], schema: DictConfig, where: st
         return OmegaConf.merge(base, data)
     except OmegaConfBaseException as exc:
         raise _friendly(exc, schema, where) from None
+    except TypeError as exc:  # OmegaConf: "Cannot merge incompatible container types" (a list where a dict goes)
+        raise TrainwiseError(f"{where}: {exc}; a section that takes key: value pairs was given a list or a "
+                             "value (or the other way round)") from None
 
 
 def compose(config_path: str | Path | None = None, preset: str | None = None,

@@ -140,6 +140,9 @@ def load_yaml_bounded(text: str, where: str) -> Any:
             if aliases > YAML_MAX_ALIASES:
                 raise TrainwiseError(f"{where} uses more than {YAML_MAX_ALIASES} YAML aliases (*name); write the "
                                      "values out instead")
+            if any(open_anchor == event.anchor for _, open_anchor in stack):  # `&a [*a]`: a value holding
+                raise TrainwiseError(f"{where} has a YAML alias (*{event.anchor}) inside its own anchor, a "  # itself
+                                     "value that contains itself; write the values out instead")
             n, anchor = sizes.get(event.anchor, 1), None
         else:
             continue
