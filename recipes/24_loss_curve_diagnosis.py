@@ -19,7 +19,7 @@ CLAIMS = [
     ("early plateau", "lr-collapse", {"early_plateau"}),
     ("train≪val → overfitting", "overfit", {"overfitting"}),
     ("both high → underfitting", "width-2", {"underfitting"}),
-    ("wild oscillation → lr too high", "sgd-lr0.5", {"oscillating"}),
+    ("wild oscillation → lr too high", "sgd-lr2", {"oscillating", "lr_too_high"}),
 ]
 
 
