@@ -70,8 +70,10 @@ class Stepper:
             # FSDP: a replicated DTensor; its local value is the global norm (no communication to unwrap it)
             self.grad_norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
             # fmax: a NaN norm (a step about to be skipped) must not erase the epoch's finite maximum
-            self._grad_norm_max = self.grad_norm.detach() if self._grad_norm_max is None else \
-                torch.fmax(self._grad_norm_max, self.grad_norm.detach())
+            if self._grad_norm_max is None:  # a copy: the running maximum is then updated in place (no per-step
+                self._grad_norm_max = self.grad_norm.detach().clone()  # allocation)
+            else:
+                torch.fmax(self._grad_norm_max, self.grad_norm.detach(), out=self._grad_norm_max)
         self._prepared = True
         return self.grad_norm
 
