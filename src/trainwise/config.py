@@ -23,6 +23,17 @@ from trainwise.safety import SEED_MAX, check_finite, load_yaml_bounded
 
 
 @dataclass
+class TokenizerConfig:
+    """``data.source=text``: the subword tokenizer (Hugging Face ``tokenizers``), trained on the train split only."""
+
+    kind: str = "bpe"  # bpe | wordpiece (ignored when path is given)
+    vocab_size: int = 8000  # target vocabulary size, special tokens included
+    min_frequency: int = 2  # a merge / word piece must occur this often in the train split
+    lowercase: bool = True  # NFKC-normalise, then lowercase (false: NFKC only)
+    path: str | None = None  # an existing tokenizer.json to use instead of training one
+
+
+@dataclass
 class DataConfig:
     source: str = "digits"  # digits|breast_cancer|wine|iris|diabetes|csv|npz|npy|images|module:function
     path: str | None = None  # file for csv / npz sources; DIR for npy (x.npy, y.npy, …); inferred source if built-in
@@ -48,6 +59,11 @@ class DataConfig:
     channels: int | None = None  # images: 1 (grey) or 3 (RGB); None: from the first image
     on_bad_file: str = "skip"  # images: skip (listed in RUN_DIR/data_report.json) | error
     cache_dir: str | None = None  # images: decoded cache (None: $TRAINWISE_CACHE/images or ~/.cache/trainwise/images)
+    # text: the text column (classification / regression / multilabel), or [source, target] columns (seq2seq)
+    text: Any = None
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # text: subword tokenizer
+    max_length: int = 128  # text: tokens per text (longer ones are truncated and counted in data_report.json)
+    on_bad_row: str = "skip"  # text: an empty text / missing label: skip (counted in data_report.json) | error
 
 
 @dataclass
@@ -216,6 +232,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.task": ("auto", "classification", "regression", "multilabel"),
     "data.loader": ("auto", "memory", "dataloader"),
     "data.on_bad_file": ("skip", "error"),
+    "data.on_bad_row": ("skip", "error"),
+    "data.tokenizer.kind": ("bpe", "wordpiece"),
     "data.augment": ("none", "shift", "kornia"),
     "paradigm.name": ("supervised", "autoencoder", "vae", "gan", "contrastive", "seq2seq", "distill"),
     "optim.name": ("sgd", "rmsprop", "adam", "adamw"),
@@ -416,6 +434,9 @@ def validate(cfg: DictConfig) -> None:
         (cfg.doctor.monitor_every >= 0, "doctor.monitor_every must be ≥ 0 (0 disables)"),
         (cfg.tune.trials >= 1, "tune.trials must be ≥ 1"),
         (0.0 < d.label_fraction <= 1.0, "data.label_fraction must be in (0, 1]"),
+        (d.max_length >= 2, f"data.max_length={d.max_length} must be ≥ 2 (tokens kept per text)"),
+        (d.tokenizer.vocab_size >= 16, "data.tokenizer.vocab_size must be ≥ 16"),
+        (d.tokenizer.min_frequency >= 1, "data.tokenizer.min_frequency must be ≥ 1"),
         (t.freeze_epochs >= 0, "train.freeze_epochs must be ≥ 0"),
         (cfg.paradigm.temperature > 0, "paradigm.temperature must be > 0"),
         (cfg.paradigm.kl_weight >= 0, "paradigm.kl_weight must be ≥ 0"),
@@ -448,8 +469,35 @@ def validate(cfg: DictConfig) -> None:
         raise TrainwiseError("data.image_size must be ≥ 1 (or null: the first image's size)")
     if d.channels is not None and d.channels not in (1, 3):
         raise TrainwiseError("data.channels must be 1 or 3 (or null: from the first image)")
+    if d.source == "text":
+        _check_text(cfg)
     if d.source == "csv" and not d.target:
         raise TrainwiseError("data.source=csv needs data.target=COLUMN (the column to predict)")
+
+
+def text_columns(d: DictConfig) -> list[str]:
+    """``data.text`` as a list: one text column, or the [source, target] columns of pairs."""
+    t = d.text
+    return [t] if isinstance(t, str) else [str(c) for c in t] if OmegaConf.is_list(t) or isinstance(t, list) else []
+
+
+def _check_text(cfg: DictConfig) -> None:
+    d = cfg.data
+    if not d.path:
+        raise TrainwiseError("data.source=text needs data.path=FILE (.csv, .tsv or .jsonl)")
+    t = d.text
+    cols = text_columns(d)
+    if not cols or len(cols) > 2 or not all(isinstance(c, str) and c for c in (t if OmegaConf.is_list(t) else [t])):
+        raise TrainwiseError(f"data.text={t} must name the text column (data.text=review) or the two columns of text "
+                             "pairs (data.text=[source,target], with paradigm.name=seq2seq)")
+    if len(cols) == 2 and cfg.paradigm.name != "seq2seq":
+        raise TrainwiseError(f"data.text={cols} names text pairs, which need paradigm.name=seq2seq (and "
+                             "model.name=seq2seq); for classification name one text column and data.target")
+    if len(cols) == 1 and cfg.paradigm.name == "seq2seq":
+        raise TrainwiseError("paradigm.name=seq2seq on text needs the [source, target] columns: "
+                             f"data.text=[{cols[0]},TARGET_COLUMN]")
+    if len(cols) == 1 and not d.target:
+        raise TrainwiseError("data.source=text needs data.target=COLUMN (the label or value to predict)")
 
 
 def _check_all_finite(cfg: DictConfig) -> None:

@@ -48,6 +48,10 @@ def load_data(cfg: DictConfig) -> Splits:
                                      quiet=not sys.stderr.isatty())
         splits.report = report.to_dict()
         return splits
+    if d.source == "text":  # tokenized once into a cached id matrix, batches padded to their longest (data/text.py)
+        from trainwise.data.text import load_text
+
+        return load_text(cfg)
     table = load_source(d.source, d.path, d.target, d.task, OmegaConf.to_container(d.options, resolve=True))
     # A GAN's generator ends in tanh: its real images are scaled to [-1, 1] instead of standardised.
     scale: bool | str = "range" if (cfg.paradigm.name == "gan" and d.standardize and table.kind == "image") \
@@ -219,11 +223,14 @@ def resume(run_dir: str | Path, quiet: bool = False) -> FitResult:
 
 
 def _write_data_report(splits: Splits, result: FitResult) -> None:
-    """RUN_DIR/data_report.json: what an image folder held (images, skipped files and why, cache)."""
+    """RUN_DIR/data_report.json: what an image folder or text file held (skipped files / rows and why, cache), and
+    the files a source ships with the run (text: tokenizer.json)."""
     if splits.report and result.run_dir is not None:
-        from trainwise.run.rundir import write_json
+        from trainwise.run.rundir import write_json, write_text
 
         write_json(Path(result.run_dir) / "data_report.json", splits.report)
+        for name, text in splits.files.items():
+            write_text(Path(result.run_dir) / name, text)
 
 
 def checkpoint_table(run_dir: str | Path) -> list[dict[str, Any]]:

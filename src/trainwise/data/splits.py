@@ -116,6 +116,7 @@ class Splits:
     missing: dict[str, int] = field(default_factory=dict)
     description: str = ""
     report: dict[str, Any] = field(default_factory=dict)  # data.source=images: written as RUN_DIR/data_report.json
+    files: dict[str, str] = field(default_factory=dict)  # more files for RUN_DIR (data.source=text: tokenizer.json)
 
     @property
     def task(self) -> str:
