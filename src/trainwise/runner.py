@@ -412,6 +412,12 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | N
     if fmt not in FORMATS:
         raise TrainwiseError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     rd, cfg, prep, model = _open_run(run_dir)
+    if cfg.data.get("source") == "text":  # raw strings through the run's tokenizer (deploy/text.py)
+        from trainwise.deploy.text import predict_file
+
+        inp = Path(input_path)
+        dest = refuse_existing(Path(out) if out is not None else inp.with_name(f"{inp.stem}.predictions.csv"), force)
+        return predict_file(rd, cfg, prep, model, inp, dest, fmt)
     if cfg.paradigm.name not in ("supervised", "distill"):
         raise TrainwiseError(f"'{rd}' is a {cfg.paradigm.name} run; predict writes class/value predictions of "
                              "supervised runs (use trainwise evaluate, or load its weights in Python)")

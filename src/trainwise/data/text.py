@@ -82,9 +82,9 @@ class TextReport:
 class TextSplit(Dataset):
     """One split's token ids in memory; ``__getitems__`` pads a batch to its own longest text only.
 
-    ``x``: (N, W) int64 right-padded ids (W = the longest text of the whole data set, ≤ ``max_length``) and ``y``:
+    ``x``: (N, max_length) right-padded ids (int32: half the memory; batches are int64) and ``y``:
     labels / values / (N, T) target ids — the full matrices, for code that reads a split whole (export parity,
-    reports). ``targets_fixed``: seq2seq targets keep their full width, so every batch's (B, T) targets concatenate.
+    reports). Seq2seq targets keep their full width, so every batch's (B, T) targets concatenate.
     """
 
     def __init__(self, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor) -> None:
@@ -96,7 +96,7 @@ class TextSplit(Dataset):
     def __getitems__(self, positions: list[int]) -> Collated:
         idx = torch.as_tensor(positions, dtype=torch.long)
         width = int(self.lengths[idx].max())  # lengths live on the CPU: no device sync
-        return Collated((self.x[idx, :width], self.y[idx]))
+        return Collated((self.x[idx, :width].long(), self.y[idx]))  # (B, width) int64 ids
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.__getitems__([position])
@@ -403,7 +403,11 @@ def _splits(cfg: DictConfig, path: Path, arrays: dict[str, np.ndarray], meta: di
     specials = meta["report"]["tokenizer"]["specials"]
     vocab = int(meta["report"]["tokenizer"]["vocab_size"])
     _model_specials(cfg, specials, task == "seq2seq")
-    x = torch.from_numpy(arrays["x"].astype(np.int64))
+    # The full matrices are padded to max_length (the model's input_shape, what export traces); batches are cut to
+    # their own longest text in TextSplit.__getitems__.
+    ids = arrays["x"]
+    x = torch.full((len(ids), int(d.max_length)), int(specials["pad"]), dtype=torch.int32)  # int64 per batch
+    x[:, :ids.shape[1]] = torch.from_numpy(ids.astype(np.int32))
     x_len = torch.from_numpy(arrays["x_len"].astype(np.int64))
     y_all = arrays["y"]
     prep = Preprocess(kind="tokens", task=task, class_names=list(names), input_shape=[int(d.max_length)],

@@ -192,5 +192,9 @@ def export_run(run: Run, fmt: str, force: bool = False, tolerance: float = TOLER
              "parity": {"split": split, "tolerance": tolerance, "max_abs_diff": worst, "passed": worst <= tolerance,
                         "batches": checks}}
     meta.setdefault("artifacts", {})[fmt] = entry
+    if run.cfg.data.get("source") == "text":  # the tokenizer ships beside the artefact (deploy/text.py)
+        from trainwise.deploy.text import ship_tokenizer
+
+        ship_tokenizer(run, out_dir, meta)
     write_json(meta_path, meta)
     return meta

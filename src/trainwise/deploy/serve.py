@@ -50,6 +50,10 @@ def parse_inputs(body: bytes, run: Run, max_batch: int) -> np.ndarray:
         raise BadRequest(400, f"body is not valid JSON: {str(exc)[:200]}") from None
     except RecursionError:  # 100,000 nested brackets: the decoder gives up before building anything
         raise BadRequest(400, "body is nested too deeply to be a request") from None
+    if isinstance(payload, dict) and "texts" in payload:  # raw strings for a text run (deploy/text.py)
+        from trainwise.deploy.text import serve_inputs
+
+        return serve_inputs(payload, run, max_batch)
     if not isinstance(payload, dict) or "inputs" not in payload:
         raise BadRequest(422, 'body must be a JSON object {"inputs": [[...], ...]}')
     rows = payload["inputs"]
