@@ -122,11 +122,11 @@ def test_predict_from_raw_strings_through_the_saved_tokenizer(text_run: Path, tm
     assert list(out.columns) == ["line", "text", "prediction", "prob_neg", "prob_pos"]
     assert out["line"].tolist() == [1, 3] and out["prediction"].tolist() == ["pos", "neg"]
     rows = [{"id": i, "review": t} for i, t in enumerate(texts)]
-    (tmp_path / "new.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    proc = subprocess.run([PY, "-m", "trainwise", "predict", str(text_run), "new.jsonl"], cwd=tmp_path,
+    (tmp_path / "more.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    proc = subprocess.run([PY, "-m", "trainwise", "predict", str(text_run), "more.jsonl"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert pd.read_csv(tmp_path / "new.predictions.csv")["prediction"].tolist() == ["pos", "neg", "pos"]
+    assert pd.read_csv(tmp_path / "more.predictions.csv")["prediction"].tolist() == ["pos", "neg", "pos"]
 
 
 def test_serve_answers_a_texts_request(text_run: Path) -> None:
@@ -145,11 +145,13 @@ def test_serve_answers_a_texts_request(text_run: Path) -> None:
         assert r.status_code == status, (bad, r.text)
 
 
-def test_onnx_export_parity_on_tokenized_inputs_with_the_tokenizer_beside_it(text_run: Path, tmp_path: Path) -> None:
+def test_onnx_export_parity_on_tokenized_inputs_with_the_tokenizer_beside_it(text_run: Path, monkeypatch) -> None:
     from trainwise.deploy.artifacts import open_run
     from trainwise.deploy.export import export_run
     from trainwise.deploy.text import encode_texts, predict_texts
 
+    monkeypatch.chdir(text_run.parent)  # data.path is relative, as the run was trained
+    monkeypatch.setenv("TRAINWISE_CACHE", str(text_run.parent / "cache"))
     run = open_run(text_run)
     meta = export_run(run, "onnx", force=True)
     entry = meta["artifacts"]["onnx"]
@@ -193,26 +195,28 @@ def test_tokenizer_sees_the_train_split_only_batches_pad_to_their_longest_and_th
 
     write_reviews(tmp_path / "reviews.csv")
     with open(tmp_path / "reviews.csv", "a", newline="") as f:  # words that occur in one row only
-        csv.writer(f).writerows([[f"zyxwvut{i} qqqqqq{i} great", "pos", "1"] for i in range(3)])
-    splits = load_data(_cfg(tmp_path, "data.tokenizer.min_frequency=1"))
+        csv.writer(f).writerows([[f"zyxwvut{i} qqqqqq{i} great", "pos", "1"] for i in range(10)])
+    big = ("data.tokenizer.min_frequency=1", "data.tokenizer.vocab_size=3000")  # every train word becomes a token
+    splits = load_data(_cfg(tmp_path, *big))
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_str(splits.files["tokenizer.json"])
     vocab = tok.get_vocab()
     report = splits.report
-    assert report["used"] == 323 and not report["cache_hit"]
+    assert report["used"] == 330 and not report["cache_hit"]
     train_text = set(" ".join(tok.decode(r.tolist(), skip_special_tokens=True) for r in splits.train.x).split())
-    for i in range(3):
-        word = f"zyxwvut{i}"
-        assert (f"▁{word}" in vocab) == (word in train_text)  # a word is a token only if the train split has it
+    seen = [f"zyxwvut{i}" in train_text for i in range(10)]
+    assert any(seen) and not all(seen)
+    for i in range(10):  # a word is a token exactly when the train split holds it
+        assert (f"▁zyxwvut{i}" in vocab) == seen[i]
     assert splits.preprocess.kind == "tokens" and splits.preprocess.input_shape == [128]
     x, y = splits.train.__getitems__([0, 1, 2, 3])
     assert x.dtype == torch.int64 and x.shape[1] == int(splits.train.lengths[:4].max()) < 128
     assert (x[torch.arange(4), splits.train.lengths[:4] - 1] != 0).all()  # last real token, then padding only
-    again = load_data(_cfg(tmp_path, "data.tokenizer.min_frequency=1"))
+    again = load_data(_cfg(tmp_path, *big))
     assert again.report["cache_hit"] and again.files == splits.files
     assert torch.equal(again.train.x, splits.train.x) and torch.equal(again.test.y, splits.test.y)
-    other = load_data(_cfg(tmp_path, "data.tokenizer.min_frequency=1", "data.max_length=8"))
+    other = load_data(_cfg(tmp_path, *big, "data.max_length=8"))
     assert not other.report["cache_hit"] and other.report["cache"] != splits.report["cache"]
 
 
