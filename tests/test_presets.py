@@ -24,6 +24,11 @@ def test_every_preset_trains_end_to_end(name: str, tmp_path: Path):
 
         write_digits_png(tmp_path / "png")
         cfg.data.path, cfg.data.cache_dir = str(tmp_path / "png"), str(tmp_path / "cache")
+    if cfg.data.source == "text":  # docstrings-*: a small corpus of two libraries, built as `trainwise data docstrings`
+        from trainwise.docstrings import build
+
+        build(tmp_path / "docs.csv", per_library=80, libraries=("sklearn", "matplotlib"))
+        cfg.data.path, cfg.data.cache_dir = str(tmp_path / "docs.csv"), str(tmp_path / "cache")
     r = train(cfg, run_dir=tmp_path / "run", quiet=True)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["epochs"] == 1 and summary["steps"] > 0

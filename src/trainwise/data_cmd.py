@@ -41,6 +41,17 @@ def cmd_digits_png(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docstrings(args: argparse.Namespace) -> int:
+    from trainwise.docstrings import build, versions
+
+    counts = build(args.file, args.per_library)
+    print(f"wrote {sum(counts.values())} docstring summaries to {args.file} ("
+          + ", ".join(f"{lib} {n}" for lib, n in counts.items()) + "); versions: "
+          + ", ".join(f"{lib} {v}" for lib, v in versions().items())
+          + f"\ntrain on them with: trainwise train --preset docstrings-transformer data.path={args.file}")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="write example datasets as files (digits as PNG images)",
                        description="Write example datasets as real files for the file-based data sources.")
@@ -48,3 +59,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     dp = dsub.add_parser("digits-png", help="scikit-learn digits as DIR/<digit>/<index>.png (8×8 greyscale)")
     dp.add_argument("dir", metavar="DIR", help="directory to create (must not exist or be empty)")
     dp.set_defaults(func=cmd_digits_png)
+    ds = dsub.add_parser("docstrings", help="docstring summaries of the installed numpy, scipy, torch, pandas, "
+                         "sklearn, matplotlib as FILE.csv (text, library, name): a real text-classification corpus")
+    ds.add_argument("file", metavar="FILE.csv", help="CSV file to create (must not exist)")
+    ds.add_argument("--per-library", type=int, default=1500, help="rows kept per library (default 1500)")
+    ds.set_defaults(func=cmd_docstrings)

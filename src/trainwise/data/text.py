@@ -373,7 +373,9 @@ def load_text(cfg: DictConfig, quiet: bool = True) -> Splits:
     if path.suffix.lower() not in SUFFIXES:
         raise TrainwiseError(f"data.path '{path}' must be a .csv, .tsv or .jsonl file (one text per row)")
     if not path.is_file():
-        raise TrainwiseError(f"data file '{path}' does not exist (set data.path=FILE)")
+        hint = " (the docstrings presets' file: trainwise data docstrings FILE.csv)" if cfg.name.startswith(
+            "docstrings") else ""
+        raise TrainwiseError(f"data file '{path}' does not exist (set data.path=FILE){hint}")
     raw = path.read_bytes()
     tok_bytes = None
     if d.tokenizer.path:
