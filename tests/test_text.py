@@ -220,15 +220,18 @@ def test_tokenizer_sees_the_train_split_only_batches_pad_to_their_longest_and_th
     assert not other.report["cache_hit"] and other.report["cache"] != splits.report["cache"]
 
 
-def test_wordpiece_is_deterministic_and_regression_and_multilabel_parse(tmp_path: Path) -> None:
+def test_bpe_is_deterministic_wordpiece_trains_and_regression_and_multilabel_parse(tmp_path: Path) -> None:
     from trainwise.data.tokenize import train_tokenizer
     from trainwise.runner import load_data
 
     write_reviews(tmp_path / "reviews.csv")
     texts = [line.split(",")[0] for line in (tmp_path / "reviews.csv").read_text().splitlines()[1:]]
-    a = train_tokenizer(texts, "wordpiece", 80, 1, True)
-    b = train_tokenizer(texts, "wordpiece", 80, 1, True)
+    a = train_tokenizer(texts, "bpe", 80, 1, True)
+    b = train_tokenizer(texts, "bpe", 80, 1, True)
     assert a.to_str() == b.to_str() and a.token_to_id("[PAD]") == 0  # same split → same ids, run after run
+    wp = train_tokenizer(texts, "wordpiece", 80, 1, True)
+    assert [wp.token_to_id(t) for t in ("[PAD]", "[BOS]", "[EOS]", "[UNK]")] == [0, 1, 2, 3]
+    assert wp.decode(wp.encode("the movie was great").ids) == "the movie was great"
     reg = load_data(_cfg(tmp_path, "data.target=score", "data.task=regression", "data.tokenizer.kind=wordpiece"))
     assert reg.task == "regression" and reg.train.y.dtype == torch.float32 and abs(float(reg.train.y.mean())) < 1e-5
     rows = [{"text": t, "tags": ["a"] if i % 3 == 0 else ["a", "b"] if i % 3 == 1 else []} for i, t in

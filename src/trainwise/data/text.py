@@ -253,8 +253,9 @@ def _length_stats(full: np.ndarray, max_length: int, eos: bool) -> tuple[dict, d
     return lengths, trunc
 
 
-def _build(cfg: DictConfig, path: Path, raw: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read, check, split, tokenize: the arrays and metadata the cache holds."""
+def _rows(cfg: DictConfig, path: Path, raw: bytes) -> dict[str, Any]:
+    """Read and check every row, drop (or refuse) bad ones, encode the targets, split: everything before the
+    tokenizer. Also what a baseline needs to see exactly the same splits (:func:`text_splits`)."""
     d = cfg.data
     cols = text_columns(d)
     pairs = len(cols) == 2
@@ -301,6 +302,25 @@ def _build(cfg: DictConfig, path: Path, raw: bytes) -> tuple[dict[str, np.ndarra
     else:
         y_lab, task, names = _labels(targets, d.task, multilabel, f"{where} column '{d.target}'")
     train, val, test = _split(n, y_lab, task, cfg.seed, d.val_fraction, d.test_fraction, where)
+    return {"cols": cols, "pairs": pairs, "have": have, "records": len(records), "skipped": skipped, "texts": texts,
+            "y": y_lab, "task": task, "names": names, "train": train, "val": val, "test": test}
+
+
+def text_splits(cfg: DictConfig) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The raw texts and encoded targets of each split, exactly as a ``data.source=text`` run splits them: for
+    baselines outside trainwise (benchmarks/text_baseline.py)."""
+    path = Path(str(cfg.data.path))
+    r = _rows(cfg, path, path.read_bytes())
+    return {s: ([r["texts"][0][i] for i in r[s].tolist()], r["y"][r[s]]) for s in ("train", "val", "test")}
+
+
+def _build(cfg: DictConfig, path: Path, raw: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read, check, split, tokenize: the arrays and metadata the cache holds."""
+    d = cfg.data
+    r = _rows(cfg, path, raw)
+    cols, pairs, have, skipped, texts = r["cols"], r["pairs"], r["have"], r["skipped"], r["texts"]
+    y_lab, task, names, train, val, test = r["y"], r["task"], r["names"], r["train"], r["val"], r["test"]
+    n = len(y_lab)
     t = d.tokenizer
     if t.path:
         tok = load_tokenizer(t.path)
@@ -331,7 +351,7 @@ def _build(cfg: DictConfig, path: Path, raw: bytes) -> tuple[dict[str, np.ndarra
     else:
         arrays["y"] = y_lab
     meta = {"version": CACHE_VERSION, "task": task, "classes": names, "tokenizer": tok.to_str(),
-            "report": {"format": path.suffix.lower()[1:], "columns": have, "rows": len(records), "used": n,
+            "report": {"format": path.suffix.lower()[1:], "columns": have, "rows": r["records"], "used": n,
                        "skipped": len(skipped), "skipped_rows": skipped[:MAX_LISTED], "tokenizer": tok_info,
                        "lengths": lengths, "truncated": truncated, "no_tokens": no_tokens}}
     return arrays, meta
