@@ -349,7 +349,7 @@ def test_writer_failure_of_any_type_is_counted(capsys, work, monkeypatch):
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("serialiser bug")
 
-    monkeypatch.setattr(ck, "_write_checkpoint", broken)
+    monkeypatch.setattr(ck, "write_checkpoint", broken)
     rc, _, err = run_cli(capsys, "train", "--preset", "digits-mlp", "train.epochs=2", "checkpoint.epoch_min_seconds=0",
                          "--run-dir", "R", "--quiet")
     assert rc == 0, err

@@ -38,7 +38,7 @@ def _data() -> ck.CheckpointData:
 
 def test_checkpoint_hashed_from_memory_matches_the_files_and_loads(tmp_path: Path) -> None:
     data = _data()
-    folder, files = ck._write_checkpoint(tmp_path, 7, data)
+    folder, files = ck.write_checkpoint(tmp_path, 7, data)
     assert ck.verify_written(folder, files) is None
     assert ck.verify(folder) is None  # full re-hash, as on load
     manifest = json.loads((folder / ck.MANIFEST).read_text())
@@ -58,8 +58,8 @@ def test_checkpoint_hashed_from_memory_matches_the_files_and_loads(tmp_path: Pat
 
 def test_corruption_is_still_caught_on_load(tmp_path: Path) -> None:
     """The post-write check does not re-hash; loading does, so a flipped byte (same size) is never loaded."""
-    old, files = ck._write_checkpoint(tmp_path, 1, _data())
-    new, _ = ck._write_checkpoint(tmp_path, 2, _data())
+    old, files = ck.write_checkpoint(tmp_path, 1, _data())
+    new, _ = ck.write_checkpoint(tmp_path, 2, _data())
     path = new / "model.safetensors"
     raw = bytearray(path.read_bytes())
     raw[-1] ^= 0xFF
@@ -73,7 +73,7 @@ def test_corruption_is_still_caught_on_load(tmp_path: Path) -> None:
 
 
 def test_post_write_check_catches_a_short_file_and_a_foreign_manifest(tmp_path: Path) -> None:
-    folder, files = ck._write_checkpoint(tmp_path, 1, _data())
+    folder, files = ck.write_checkpoint(tmp_path, 1, _data())
     assert ck.verify_written(folder, {**files, "state.json": {**files["state.json"], "sha256": "0" * 64}}) \
         == "manifest does not match the files written"
     path = folder / "optimizer.safetensors"
@@ -146,7 +146,7 @@ def test_a_writer_returning_nothing_still_gets_hashed(tmp_path: Path, monkeypatc
     from safetensors.torch import save_file
 
     monkeypatch.setattr(ck, "save_file", save_file)  # safetensors' own: writes the file, returns None
-    folder, files = ck._write_checkpoint(tmp_path, 3, _data())
+    folder, files = ck.write_checkpoint(tmp_path, 3, _data())
     assert ck.verify(folder) is None and set(files) == {"extra.safetensors", "model.safetensors",
                                                          "optimizer.safetensors", "state.json"}
 

@@ -58,22 +58,27 @@ def test_profile_writes_breakdown(tmp_path: Path) -> None:
 
 
 def test_profile_leaves_nothing_installed(tmp_path: Path) -> None:
+    """Profiling patches no function; its global hooks and the loop's label switch are gone afterwards."""
     from torch.nn.modules import module as module_mod
     from torch.optim import optimizer as optim_mod
+
+    from trainwise.train import labels
 
     before = (loaders.InMemoryLoader.__iter__, loaders.DeviceDataLoader.__iter__, loop.evaluate,
               checkpoint.Checkpointer.save, step.Stepper.prepare,
               len(optim_mod._global_optimizer_post_hooks), len(module_mod._global_forward_hooks),
               len(module_mod._global_forward_pre_hooks))
     model = _model()
-    trainwise.fit(model, _data(), run_dir=None, quiet=True, epochs=2, profile=True, **{"data.batch_size": BATCH})
+    result = trainwise.fit(model, _data(), run_dir=None, quiet=True, epochs=2, profile=True,
+                           **{"data.batch_size": BATCH})
     after = (loaders.InMemoryLoader.__iter__, loaders.DeviceDataLoader.__iter__, loop.evaluate,
              checkpoint.Checkpointer.save, step.Stepper.prepare,
              len(optim_mod._global_optimizer_post_hooks), len(module_mod._global_forward_hooks),
              len(module_mod._global_forward_pre_hooks))
     assert after == before
     assert not model._forward_hooks and not model._forward_pre_hooks
-    assert not profile.ACTIVE
+    assert not labels.ACTIVE
+    assert result.summary["stopped"] == "completed"
 
 
 def test_profile_same_training(tmp_path: Path) -> None:

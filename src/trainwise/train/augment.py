@@ -74,3 +74,33 @@ def vector_views(x: torch.Tensor, noise: float = 0.3, drop: float = 0.2) -> torc
     (images get kornia's pipeline instead)."""
     keep = (torch.rand_like(x) >= drop).to(x.dtype)
     return (x + noise * torch.randn_like(x)) * keep
+
+
+class BatchAugment:
+    """What happens to each training batch before the forward: ``data.augment`` (``shift``: ±1-pixel translations;
+    ``kornia``: a light kornia pipeline) and mixing (``train.mixup_alpha`` / ``cutmix_alpha``), on the device.
+
+    Its random streams are reseeded from the run seed at every epoch start (``new_epoch``) and saved in checkpoints
+    (``generator``, ``mix_rng``), so a resumed epoch draws exactly the same augmentations.
+    """
+
+    def __init__(self, shift: bool, kornia: torch.nn.Module | None, mixing: bool, num_classes: int,
+                 mixup_alpha: float, cutmix_alpha: float) -> None:
+        self.shift, self.kornia, self.mixing = shift, kornia, mixing
+        self.num_classes, self.mixup_alpha, self.cutmix_alpha = num_classes, mixup_alpha, cutmix_alpha
+        self.active = shift or kornia is not None or mixing
+        self.generator = torch.Generator()
+        self.mix_rng = np.random.default_rng(0)
+
+    def new_epoch(self, generator_seed: int, mix_seed: int) -> None:
+        self.generator.manual_seed(generator_seed)
+        self.mix_rng = np.random.default_rng(mix_seed)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.shift:
+            x = random_shift(x, self.generator)
+        elif self.kornia is not None:
+            x = self.kornia(x)  # batched on the device; global torch RNG (checkpointed)
+        if self.mixing:
+            x, y = mix(x, y, self.num_classes, self.mixup_alpha, self.cutmix_alpha, self.mix_rng, self.generator)
+        return x, y

@@ -162,14 +162,10 @@ def _cpu(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in t.items()}
 
 
-def write_checkpoint(ckpt_root: Path, step: int, data: CheckpointData) -> Path:
-    """Write a checkpoint transactionally; returns its final folder."""
-    return _write_checkpoint(ckpt_root, step, data)[0]
-
-
-def _write_checkpoint(ckpt_root: Path, step: int,
-                      data: CheckpointData) -> tuple[Path, dict[str, dict[str, Any]]]:
-    """``write_checkpoint``, also returning the manifest's file entries (hashed from the bytes written)."""
+def write_checkpoint(ckpt_root: Path, step: int,
+                     data: CheckpointData) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """Write a checkpoint transactionally; returns its final folder and the manifest's file entries (hashed from the
+    bytes written)."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"{PREFIX}{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".tmp-{final.name}-"))
@@ -511,7 +507,7 @@ class Checkpointer:
                 from trainwise.run.rundir import save_weights
 
                 save_weights(self.root.parent / "best.safetensors", best_copy)
-            folder, files = _write_checkpoint(self.root, step, data)
+            folder, files = write_checkpoint(self.root, step, data)
             reason = verify_written(folder, files)
             if reason is not None:
                 raise OSError(f"written checkpoint does not verify: {reason}")

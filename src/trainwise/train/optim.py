@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -55,6 +57,15 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float 
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
     raise TrainwiseError(f"unknown optimizer '{name}'; use sgd, rmsprop, adam or adamw")
+
+
+def optimizer_from_config(module: nn.Module, o: Any, lr_ratio: float = 1.0,
+                          group_lr: bool = True) -> torch.optim.Optimizer:
+    """The optimizer the config's ``optim`` section describes (fit, lr-find and overfit-batch all build theirs here).
+    ``lr_ratio`` scales the lr (a GAN's second optimizer); ``group_lr=False`` ignores ``optim.group_lr``, whose
+    prefixes name the main model's parameters."""
+    return build_optimizer(module, o.name, o.lr * lr_ratio, o.weight_decay, o.momentum, o.nesterov,
+                           (o.beta1, o.beta2), o.eps, dict(o.group_lr) if group_lr else {}, fused=o.fused)
 
 
 def scale_lr(base_lr: float, batch_size: int, base_batch_size: int, accumulate: int = 1) -> float:

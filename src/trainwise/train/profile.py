@@ -11,11 +11,11 @@ The breakdown splits each optimizer step's wall time (CPU timeline of the traini
   logging, schedule) and Python between the phases. Its largest operators are listed (``overhead_ops``).
 
 How: steps are counted by a global optimizer step hook (the first optimizer that steps), and the profiler records
-``ACTIVE_STEPS`` steps after ``SKIP_STEPS`` + ``WARMUP_STEPS`` (start-up effects left out). Phases are labelled with
-``record_function`` from global module forward hooks and thin wrappers around trainwise's loaders, ``evaluate``, the
-checkpointer and ``Stepper.prepare``; the backward pass and ``Optimizer.step`` are recognised by the events PyTorch
-emits itself. All of these hooks and wrappers exist only while a profiled ``fit`` runs and are removed afterwards:
-with ``profile=false`` (the default) nothing of this module is imported and no step pays for it.
+``ACTIVE_STEPS`` steps after ``SKIP_STEPS`` + ``WARMUP_STEPS`` (start-up effects left out). The loop labels its
+own phases with ``record_function`` (train/labels.py: the batch fetch and unscale + clip while a profiler is active;
+evaluation and checkpoint writes always), the forward is labelled by global module hooks installed for the profiled
+run only, and the backward pass and ``Optimizer.step`` are recognised by the events PyTorch emits itself. No
+function is patched. With ``profile=false`` (the default) this module is not imported and no step pays for it.
 
 Output: ``RUN_DIR/profile.json`` (per-category mean/median ms per step and share, per-step rows, the largest
 operators in overhead) and ``RUN_DIR/profile-trace.json`` (a Chrome/Perfetto trace of the window), plus a printed
@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,14 @@ import torch
 from torch import nn
 from torch.autograd.profiler import record_function
 
-ACTIVE = False  # True while a profiled fit runs: fit() re-enters itself once under the profiler
+from trainwise.train import labels
+
 SKIP_STEPS, WARMUP_STEPS, ACTIVE_STEPS = 5, 2, 20
 CATEGORIES = ("data", "forward", "backward", "optimizer", "epoch_end", "overhead")
 # Overlaps (nested labels) go to the category listed first.
 PRIORITY = ("epoch_end", "optimizer", "backward", "data", "forward")
-LABEL_DATA, LABEL_FORWARD, LABEL_EVAL = "trainwise::data", "trainwise::forward", "trainwise::eval_forward"
-LABEL_CLIP, LABEL_EVALUATE, LABEL_CKPT = "trainwise::unscale_clip", "trainwise::evaluate", "trainwise::checkpoint"
+LABEL_DATA, LABEL_FORWARD, LABEL_EVAL = labels.DATA, labels.FORWARD, labels.EVAL_FORWARD
+LABEL_CLIP, LABEL_EVALUATE, LABEL_CKPT = labels.CLIP, labels.EVALUATE, labels.CHECKPOINT
 
 
 def _category(name: str) -> str | None:
@@ -61,42 +61,7 @@ def _category(name: str) -> str | None:
     return None
 
 
-# ---- labels (installed only for the profiled run) ------------------------------------------------------------------
-
-
-def _wrap_call(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        with record_function(label):
-            return fn(*args, **kwargs)
-
-    wrapped.__wrapped__ = fn  # type: ignore[attr-defined]
-    return wrapped
-
-
-def _wrap_iter(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    """``__iter__`` whose every ``next`` (the batch fetch) runs under the data label."""
-
-    def wrapped(self: Any) -> Iterator[Any]:
-        it = fn(self)
-        while True:
-            with record_function(LABEL_DATA):
-                try:
-                    batch = next(it)
-                except StopIteration:
-                    return
-            yield batch
-
-    wrapped.__wrapped__ = fn  # type: ignore[attr-defined]
-    return wrapped
-
-
-def _patch(stack: ExitStack, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    """Replace ``owner.name`` by ``make(original)`` until ``stack`` closes; a missing attribute is skipped."""
-    original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
-    if original is None:
-        return
-    setattr(owner, name, make(original))
-    stack.callback(setattr, owner, name, original)
+# ---- forward labels (global module hooks, installed only for the profiled run) ----------------------------------
 
 
 def _forward_hooks(stack: ExitStack) -> None:
@@ -167,15 +132,9 @@ class StepProfiler:
             schedule=torch.profiler.schedule(wait=self.skip, warmup=self.warmup, active=self.active, repeat=1))
         st = self._stack
         st.callback(register_optimizer_step_post_hook(self._on_step).remove)
-        if self.labels:
-            from trainwise.data import loaders
-            from trainwise.train import checkpoint, loop, step
-
-            _patch(st, loaders.InMemoryLoader, "__iter__", _wrap_iter)
-            _patch(st, loaders.DeviceDataLoader, "__iter__", _wrap_iter)
-            _patch(st, loop, "evaluate", lambda f: _wrap_call(LABEL_EVALUATE, f))
-            _patch(st, checkpoint.Checkpointer, "save", lambda f: _wrap_call(LABEL_CKPT, f))
-            _patch(st, step.Stepper, "prepare", lambda f: _wrap_call(LABEL_CLIP, f))
+        if self.labels:  # the loop labels its phases (train/labels.py) while this is set
+            st.callback(setattr, labels, "ACTIVE", labels.ACTIVE)
+            labels.ACTIVE = True
         if self.forward_hooks:
             _forward_hooks(st)
         self._prof.__enter__()
@@ -326,26 +285,15 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def profiled_fit(fit: Callable[..., Any], model: nn.Module, data: Any, cfg: Any, **kwargs: Any) -> Any:
-    """Run ``fit`` under a :class:`StepProfiler`; write ``profile.json`` and the trace into the run directory."""
-    global ACTIVE
-    # Under torch.compile, hooks would break the graph; its CompiledFunction events mark the forward instead.
-    profiler = StepProfiler(forward_hooks=not cfg.compile)
-    ACTIVE = True
-    try:
-        with profiler:
-            result = fit(model, data, config=cfg, **kwargs)
-    finally:
-        ACTIVE = False
+def write_report(profiler: StepProfiler, out_dir: Path | None, quiet: bool) -> None:
+    """``profile=true``'s outputs: ``profile.json`` and the trace in the run directory, and the printed table."""
     report = profiler.report()
-    out_dir = result.run_dir
     if int(os.environ.get("RANK", "0") or 0) != 0:  # data-parallel: rank 0 writes and reports for the job
-        return result
+        return
     if out_dir is not None:
         traced = profiler.export_trace(Path(out_dir) / "profile-trace.json")
         report["trace"] = "profile-trace.json" if traced else None
         (Path(out_dir) / "profile.json").write_text(json.dumps(report, indent=2) + "\n")
-    if not kwargs.get("quiet", True):
+    if not quiet:
         print(render(report) + (f"\nwritten: {Path(out_dir) / 'profile.json'}" if out_dir is not None else ""),
               flush=True)
-    return result

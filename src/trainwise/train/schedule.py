@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
@@ -65,3 +66,12 @@ def build_schedule(opt: torch.optim.Optimizer, name: str, total_steps: int, step
                                               step_size_up=max(1, cycle_epochs * steps_per_epoch),
                                               cycle_momentum=False), "step")
     raise ValueError(f"unknown schedule {name}")
+
+
+def schedule_from_config(opt: torch.optim.Optimizer, s: Any, total_steps: int, steps_per_epoch: int,
+                         mode: str = "min") -> Schedule:
+    """The schedule the config's ``schedule`` section describes; ``mode`` is the monitored metric's direction
+    (plateau)."""
+    return build_schedule(opt, s.name, total_steps, steps_per_epoch, warmup_fraction=s.warmup_fraction,
+                          min_lr_ratio=s.min_lr_ratio, step_size=s.step_size, gamma=s.gamma, factor=s.factor,
+                          patience=s.patience, cycle_epochs=s.cycle_epochs, base_lr_ratio=s.base_lr_ratio, mode=mode)

@@ -10,8 +10,10 @@ import math
 
 import torch
 from torch import nn
+from torch.autograd.profiler import record_function
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from trainwise.train import labels
 from trainwise.train.schedule import Schedule
 
 
@@ -35,9 +37,9 @@ class Stepper:
         self._grad_norm_max: torch.Tensor | None = None
         self.ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
                     if ema_decay else None)
-        self.optimizer_steps = 0
         self.check_loss = True  # False under DDP: a rank's own loss could disagree; the reduced gradients cannot
         self._prepared = False
+        self.labels = False  # profile=true: unscale + clip recorded under a torch.profiler label
         device = self.params[0].device if self.params else torch.device("cpu")
         self._skipped = torch.zeros((), device=device)  # fp16 steps skipped by GradScaler, on device
         optimizer.zero_grad(set_to_none=True)
@@ -53,6 +55,12 @@ class Stepper:
         """Unscale (fp16) and clip; the pre-clip global gradient norm stays on the device."""
         if self._prepared:
             return self.grad_norm
+        if self.labels:
+            with record_function(labels.CLIP):
+                return self._prepare()
+        return self._prepare()
+
+    def _prepare(self) -> torch.Tensor | None:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # clip true gradients, not scaled ones
             # Count skipped fp16 steps on the device (no sync): GradScaler records inf/NaN found while unscaling.
@@ -109,7 +117,6 @@ class Stepper:
         self.schedule.after_step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        self.optimizer_steps += 1
 
     def scale_lr(self, factor: float) -> None:
         """Multiply every learning rate — the optimizer's and the schedule's notion of it — by ``factor``."""
