@@ -2,7 +2,7 @@
 
 Read it as a recipe in four phases:
 
-1. **build** (train/build.py): components from the config — splits, loaders, task, model checks and the doctor's
+1. **build** (train/components.py): components from the config — splits, loaders, task, model checks and the doctor's
    preflight, optimizer + schedule (:class:`~trainwise.train.step.Stepper`), run directory, checkpointer, logs and
    the loop's policies (train/policies.py). Everything that can be refused is refused here, before any step.
 2. **train_epoch**: the production step for every batch — augment, forward under autocast, weighted backward and,
@@ -43,7 +43,7 @@ from trainwise.run.rundir import save_weights, versions, write_json
 from trainwise.run.runs import clear_process, mark_process
 from trainwise.tasks.base import Task
 from trainwise.train import labels
-from trainwise.train.build import Loader, Training, build, seed_everything, set_frozen
+from trainwise.train.components import Loader, Training, build, seed_everything, set_frozen
 from trainwise.train.distributed import full_state_dict, load_full_state_dict, rank_seed
 from trainwise.train.policies import EARLY_STOPPING, NON_FINITE
 from trainwise.train.precision import autocast
