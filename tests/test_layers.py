@@ -211,7 +211,7 @@ def test_allow_list_entries_are_still_needed():
 def test_no_module_imports_another_modules_private_names():
     modules = _modules()
     bad = []
-    for name, (path, is_pkg) in modules.items():
+    for name, (path, _) in modules.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("trainwise")):
                 for a in node.names:

@@ -260,7 +260,7 @@ def _fmt_wall(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _console() -> Any:
+def rich_console() -> Any:
     """A rich console; written to a file or pipe, 160 columns unless COLUMNS says otherwise (rich would fold
     every table to 80)."""
     import os
@@ -276,7 +276,7 @@ def print_runs(rows: list[dict[str, Any]], root: str | Path) -> None:
     """The rows as a rich table on stdout."""
     from rich.table import Table
 
-    console = _console()
+    console = rich_console()
     if not rows:
         console.print(f"no runs in {root}")
         return

@@ -24,7 +24,7 @@ from trainwise.config import from_kwargs, to_dict, to_yaml
 from trainwise.data.loaders import DeviceDataLoader, InMemoryLoader, epoch_seed, make_loader
 from trainwise.data.sources import from_arrays
 from trainwise.data.splits import Splits, split_table
-from trainwise.doctor.crash import CrashRecorder, crash_fixes, crash_site
+from trainwise.doctor.crash import crash_fixes, crash_site
 from trainwise.doctor.diagnose import RunRecord, diagnose
 from trainwise.doctor.findings import render
 from trainwise.doctor.monitors import Monitor
@@ -36,10 +36,11 @@ from trainwise.doctor.preflight import (
     label_agreement,
     time_fetch,
 )
+from trainwise.doctor.recorder import CrashRecorder
 from trainwise.errors import TrainwiseError
 from trainwise.progress import Reporter
 from trainwise.run.rundir import MetricsLog, new_run_dir, save_weights, versions, write_json, write_text
-from trainwise.tasks.base import Task, make_task, minimize
+from trainwise.tasks import Task, make_task, minimize
 from trainwise.train.augment import mix, random_shift
 from trainwise.train.checkpoint import Checkpointer
 from trainwise.train.distributed import (

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from trainwise.errors import TrainwiseError
 from trainwise.runner import setup
-from trainwise.tasks.base import make_task
+from trainwise.tasks import make_task
 from trainwise.train.optim import build_optimizer
 from trainwise.train.precision import autocast, grad_scaler
 from trainwise.train.schedule import Schedule
