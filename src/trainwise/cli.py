@@ -1,6 +1,9 @@
 """``trainwise`` command line: a thin layer over the Python API.
 
 User mistakes print one ``error: …`` line and exit 2; bugs print a traceback and exit 1.
+
+Deferred imports: every trainwise module a command needs is imported inside that command, so ``trainwise --help``
+and config errors answer without importing torch (tests/test_deploy.py and tests/test_tune.py check it).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from trainwise.errors import TrainwiseError, suggest
+from trainwise.safety import check_memory, gb
 
 DATA_ARGS = ("in_shape", "out_dim")
 
@@ -107,8 +108,6 @@ def _check_size(spec: ModelSpec, in_shape: tuple[int, ...], out_dim: int, args: 
     import warnings
 
     import torch
-
-    from trainwise.safety import check_memory, gb
 
     try:
         with torch.device("meta"), warnings.catch_warnings():
