@@ -1,4 +1,4 @@
-"""Knowledge distillation: student vs no-teacher twin (tasks/distill.py, `trainwise distill`)."""
+"""Knowledge distillation: student vs no-teacher twin (tasks/distillation.py, `trainwise distill`)."""
 
 from __future__ import annotations
 

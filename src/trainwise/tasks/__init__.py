@@ -14,8 +14,8 @@ from trainwise.tasks import (  # noqa: F401
 )
 from trainwise.tasks.base import Task, minimize
 from trainwise.tasks.classification import Classification
-from trainwise.tasks.registry import TaskArgs, list_paradigms, make_task, register_paradigm, register_task
+from trainwise.tasks.registry import TaskArgs, make_task, register_paradigm, register_task
 from trainwise.tasks.regression import Regression
 
-__all__ = ["Classification", "Regression", "Task", "TaskArgs", "list_paradigms", "make_task", "minimize",
+__all__ = ["Classification", "Regression", "Task", "TaskArgs", "make_task", "minimize",
            "register_paradigm", "register_task"]

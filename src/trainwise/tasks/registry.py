@@ -54,10 +54,6 @@ def register_paradigm(name: str) -> Callable[[Builder], Builder]:
     return _register(_PARADIGMS, name, "paradigm")
 
 
-def list_paradigms() -> list[str]:
-    return ["supervised", *sorted(_PARADIGMS)]
-
-
 def make_task(kind: str, num_classes: int = 0, label_smoothing: float = 0.0, y_mean: float = 0.0,
               y_std: float = 1.0, cfg: Any = None) -> Task:
     """The task for a data kind and, when ``cfg`` is given, its ``paradigm.name``."""
