@@ -186,6 +186,7 @@ def compose(config_path: str | Path | None = None, preset: str | None = None,
             continue
         cfg = _merge(cfg, _nested(key, value), schema, f"override '{item}'")
     if cfg.data.path:  # a path given with a built-in dataset (e.g. a preset's): its own source, never ignored
+        # deferred: trainwise.data imports torch, and a config error must answer without it (the CLI's fast path)
         from trainwise.data.paths import resolve_source
         from trainwise.data.sources import EMBEDDED
         from trainwise.data.synthetic import SYNTHETIC

@@ -100,28 +100,6 @@ def fixed_rng(device: torch.device, seed: int = 0) -> Iterator[None]:
         yield
 
 
-def make_task(kind: str, num_classes: int = 0, label_smoothing: float = 0.0, y_mean: float = 0.0,
-              y_std: float = 1.0, cfg: Any = None) -> Task:
-    """The task for a data kind and, when ``cfg`` is given, its ``paradigm.name``."""
-    from trainwise.tasks.classification import Classification
-    from trainwise.tasks.regression import Regression
-
-    paradigm = cfg.paradigm.name if cfg is not None else "supervised"
-    if paradigm != "supervised":
-        from trainwise.tasks.paradigms import make_paradigm
-
-        return make_paradigm(paradigm, cfg, num_classes, label_smoothing)
-    if kind == "seq2seq":
-        raise TrainwiseError("sequence-to-sequence data needs paradigm.name=seq2seq")
-    if kind == "classification":
-        return Classification(num_classes, label_smoothing)
-    if kind == "multilabel":
-        from trainwise.tasks.multilabel import MultiLabel
-
-        return MultiLabel(num_classes)
-    return Regression(y_mean, y_std)
-
-
 def minimize(metric: str) -> bool:
     """Whether lower is better for a metric name such as ``val/loss`` or ``val/accuracy``."""
     return any(k in metric.split("/")[-1] for k in ("loss", "mae", "rmse", "mse", "error"))

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
 
 from trainwise.tasks.base import Task
+from trainwise.tasks.registry import TaskArgs, register_task
 
 
 class Regression(Task):
@@ -35,3 +36,8 @@ class Regression(Task):
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out.squeeze(1) * self.y_std + self.y_mean
+
+
+@register_task("regression")
+def regression_task(a: TaskArgs) -> Task:
+    return Regression(a.y_mean, a.y_std)

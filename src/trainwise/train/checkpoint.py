@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -28,11 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from safetensors.torch import save as _serialise
 
 from trainwise.errors import TrainwiseError
+from trainwise.run.rundir import save_weights, versions
+from trainwise.safety import check_inside
+from trainwise.train.distributed import DistContext
 
 MANIFEST = "manifest.json"
 # Seconds to pause between writing a checkpoint's files and its manifest. Only the kill-during-write tests set it.
@@ -331,10 +337,6 @@ def prune(ckpt_root: Path, keep: int, protect: set[str]) -> None:
 
 def rng_state(generators: dict[str, torch.Generator]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Python, NumPy (legacy global), torch CPU, every CUDA device, and named generators."""
-    import random
-
-    import numpy as np
-
     tensors = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -350,10 +352,6 @@ def rng_state(generators: dict[str, torch.Generator]) -> tuple[dict[str, torch.T
 
 def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any],
                   generators: dict[str, torch.Generator]) -> None:
-    import random
-
-    import numpy as np
-
     torch.set_rng_state(tensors["torch_cpu"])
     if torch.cuda.is_available():
         states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda_"))]
@@ -393,14 +391,10 @@ class Checkpointer:
 
     def __init__(self, run_dir: Path, cfg: Any, model: torch.nn.Module, stepper: Any, st: Any,
                  generators: dict[str, torch.Generator], reporter: Any, task: Any = None, dist: Any = None) -> None:
-        from trainwise.train.distributed import DistContext
-
         self.task = task  # a paradigm's own state (e.g. a GAN discriminator's optimizer) travels too
         # DDP: every rank snapshots (its RNG streams are gathered into rank 0's checkpoint); only rank 0 writes.
         self.dist = dist if dist is not None else DistContext()
         self.root = run_dir / "checkpoints"
-        from trainwise.safety import check_inside
-
         check_inside(self.root, run_dir, "checkpoints")  # pruning deletes folders: never through a link out of the run
         self.cfg, self.model, self.stepper, self.st = cfg, model, stepper, st
         self.generators, self.reporter = generators, reporter
@@ -422,10 +416,6 @@ class Checkpointer:
         """The whole training state. ``best_current``: the best weights were taken from the model just now, so they
         may be stored as an alias of the model's (or the EMA's) tensors instead of a second copy (a quarter of an
         AdamW checkpoint)."""
-        from omegaconf import OmegaConf
-
-        from trainwise.run.rundir import versions
-
         opt_tensors, opt_plain = flatten_optimizer(self.stepper.optimizer.state_dict())
         rng_tensors, rng_plain = rng_state(self.generators)
         mix_state = mix_rng.bit_generator.state if mix_rng is not None else None
@@ -504,8 +494,6 @@ class Checkpointer:
 
         def job() -> None:
             if best_copy is not None:
-                from trainwise.run.rundir import save_weights
-
                 save_weights(self.root.parent / "best.safetensors", best_copy)
             folder, files = write_checkpoint(self.root, step, data)
             reason = verify_written(folder, files)
@@ -562,8 +550,6 @@ class Checkpointer:
         self.wait()
         if not (self.best_stale and self.st.best_state is not None and self.dist.main):
             return
-        from trainwise.run.rundir import save_weights
-
         try:
             save_weights(self.root.parent / "best.safetensors", self.st.best_state)
             self.best_stale = False
@@ -628,8 +614,6 @@ class Checkpointer:
                       self.generators)
         self.mix_rng_restored = None
         if mine["mix_rng"] is not None:
-            import numpy as np
-
             rng = np.random.default_rng()
             rng.bit_generator.state = mine["mix_rng"]
             self.mix_rng_restored = rng

@@ -42,8 +42,8 @@ from trainwise.progress import Reporter
 from trainwise.run.rundir import MetricsLog, new_run_dir, write_json, write_text
 from trainwise.run.runs import mark_process
 from trainwise.run.tracking import make_tracker
-from trainwise.tasks.base import Task, make_task, minimize
-from trainwise.train.augment import BatchAugment
+from trainwise.tasks import Task, make_task, minimize
+from trainwise.train.augment import BatchAugment, kornia_pipeline
 from trainwise.train.checkpoint import Checkpointer
 from trainwise.train.distributed import DistContext, from_env, local_device, rank_seed, wrap
 from trainwise.train.optim import optimizer_from_config
@@ -396,10 +396,6 @@ def make_augment(cfg: DictConfig, p: Parts, loader: Loader, device: torch.device
         raise TrainwiseError("data.augment=kornia needs image inputs (N, C, H, W)")
     kornia = None
     if d.augment == "kornia":
-        from trainwise.train.augment import (
-            kornia_pipeline,  # deferred: kornia is imported only when asked for
-        )
-
         xb = first_batch(loader)[0]
         kornia = kornia_pipeline(xb.shape[-2], xb.shape[-1], "light").to(device)
     mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and p.kind == "classification"

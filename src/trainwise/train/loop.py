@@ -34,14 +34,14 @@ from torch.autograd.profiler import record_function
 from trainwise.config import from_kwargs, to_dict
 from trainwise.data.loaders import epoch_seed
 from trainwise.data.splits import Splits
-from trainwise.doctor.crash import CrashRecorder
 from trainwise.doctor.diagnose import RunRecord, diagnose, load_record
 from trainwise.doctor.findings import render
+from trainwise.doctor.recorder import CrashRecorder
 from trainwise.errors import TrainwiseError
 from trainwise.run.plots import plot_curves
 from trainwise.run.rundir import save_weights, versions, write_json
 from trainwise.run.runs import clear_process, mark_process
-from trainwise.tasks.base import Task
+from trainwise.tasks import Task
 from trainwise.train import labels
 from trainwise.train.components import Loader, Training, build, seed_everything, set_frozen
 from trainwise.train.distributed import full_state_dict, load_full_state_dict, rank_seed
