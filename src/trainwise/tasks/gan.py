@@ -26,6 +26,7 @@ from trainwise.train.checkpoint import flatten_optimizer, unflatten_optimizer
 
 class Adversarial(Task):
     name = "gan"
+    metric_names = ("d_real_acc", "d_fooled")
     main_metric = "d_fooled"  # fraction of fresh fakes the discriminator calls real (on val-sized batches)
     supervised = False
     # No validation number tracks sample quality (a fooled discriminator may just be a weak one), so the final

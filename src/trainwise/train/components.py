@@ -37,7 +37,7 @@ from trainwise.doctor.preflight import (
     label_agreement,
     time_fetch,
 )
-from trainwise.errors import TrainwiseError
+from trainwise.errors import TrainwiseError, suggest
 from trainwise.progress import Reporter
 from trainwise.run.rundir import MetricsLog, new_run_dir, write_json, write_text
 from trainwise.run.runs import mark_process
@@ -336,6 +336,17 @@ def run_preflight(model: nn.Module, task: Task, p: Parts, loader: Loader, cfg: D
     return found + split_found + struct_found + more, {**model_info, **facts}
 
 
+def check_monitor(cfg: DictConfig, task: Task) -> None:
+    """``train.monitor`` must name a metric this task reports (as ``val/<metric>``, or ``train/loss`` /
+    ``train/accuracy`` / ``lr``): refused before any work, not after the first epoch."""
+    names = ["train/loss", *(["train/accuracy"] if task.counts_correct else []), "val/loss",
+             *(f"val/{m}" for m in task.metric_names), "lr"]
+    monitor = cfg.train.monitor
+    if monitor not in names:
+        raise TrainwiseError(f"train.monitor={monitor} is not a metric this run reports{suggest(monitor, names)}; "
+                             f"choose one of {', '.join(names)}")
+
+
 def selection_metric(cfg: DictConfig, has_val: bool, task: Task) -> str:
     """``train.monitor``, or its train/ stand-in when there is no validation split."""
     t = cfg.train
@@ -413,6 +424,7 @@ def build(model: nn.Module, data: Any, cfg: DictConfig, *, run_dir: str | Path |
     device, dctx, precision = runtime(cfg)
     p = prepare_parts(data, cfg, model)
     task = make_task(p.kind, p.num_classes, t.label_smoothing, p.y_mean, p.y_std, cfg=cfg)
+    check_monitor(cfg, task)
     train_loader, val_loader, test_loader = make_loaders(p, cfg, device, dctx)
 
     model.to(device)
