@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from safetensors.torch import save as _serialise
 
+from trainwise.config import to_dict
 from trainwise.errors import TrainwiseError
 from trainwise.run.rundir import save_weights, versions
 from trainwise.safety import check_inside
@@ -450,7 +450,7 @@ class Checkpointer:
             "log_offset": self.log.tell() if self.log is not None else 0,
             "monitor_offset": self.monitor.tell() if self.monitor is not None else 0,
             "monitor": {"name": self.cfg.train.monitor, "value": last.get(self.cfg.train.monitor)},
-            "config": self._config_dict(OmegaConf),
+            "config": self._config_dict(),
             "versions": versions(),
         }
         model_sd = self.model.state_dict()
@@ -464,9 +464,9 @@ class Checkpointer:
                 state["best_alias"] = alias
         return CheckpointData({"model": model_sd, "optimizer": opt_tensors, "extra": extra}, state)
 
-    def _config_dict(self, omegaconf: Any) -> dict[str, Any]:
+    def _config_dict(self) -> dict[str, Any]:
         if self._config is None:  # the config does not change during a run: convert once
-            self._config = omegaconf.to_container(self.cfg, resolve=True)
+            self._config = to_dict(self.cfg)
         return self._config
 
     def save(self, mix_rng: Any, best: bool = False) -> None:

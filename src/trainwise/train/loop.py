@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.autograd.profiler import record_function
 
-from trainwise.config import from_kwargs, to_dict
+from trainwise.config import Config, from_kwargs, to_dict, typed
 from trainwise.data.loaders import epoch_seed
 from trainwise.data.splits import Splits
 from trainwise.doctor.diagnose import RunRecord, diagnose, load_record
@@ -96,10 +96,10 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     return result
 
 
-def _fit(model: nn.Module, data: Any, cfg: DictConfig, run_dir: str | Path | None, quiet: bool,
+def _fit(model: nn.Module, data: Any, cfg: DictConfig | Config, run_dir: str | Path | None, quiet: bool,
          callbacks: Sequence[Callable[[dict[str, Any]], Any]], record_step_losses: bool,
          resume: str | Path | None) -> FitResult:
-    tr = build(model, data, cfg, run_dir=run_dir, quiet=quiet, callbacks=callbacks, resume=resume,
+    tr = build(model, data, typed(cfg), run_dir=run_dir, quiet=quiet, callbacks=callbacks, resume=resume,
                record_step_losses=record_step_losses, labels=labels.ACTIVE)
     st = tr.st
     # CrashRecorder: an exception escaping the epoch loop is written to RUN/error.json and diagnosed, then re-raised
