@@ -373,11 +373,8 @@ def _write_inline() -> bool:
     """Write checkpoints on the training thread when torch's intra-op threads already occupy every usable core.
 
     A background writer only helps when a core is free for it. With torch on all cores it competes with the training
-    steps instead: on the 2-core benchmark machine (torch: 2 threads) `benchmarks/bench_loop.py`'s digits MLP, 10
-    epochs with a checkpoint at each epoch end, measured background 57.3 vs inline 51.9 ms/epoch with the previous
-    writer (A/B at f7025cf), and with this one background 44.7 vs inline 40.8 ms/epoch (A/B, 9 interleaved rounds)
-    and 45.0 vs 41.1 in the benchmark itself, whose `trainwise background writer` row repeats the A/B in every run
-    (benchmarks/RESULTS.md).
+    steps instead: inline writes measured faster on the 2-core benchmark machine (A/B numbers, and the benchmark's
+    `trainwise background writer` row that repeats the comparison in every run, are in benchmarks/RESULTS.md).
     """
     try:
         cores = len(os.sched_getaffinity(0))
