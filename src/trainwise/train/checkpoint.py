@@ -369,7 +369,7 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any],
 # ---- the loop's checkpointer ----------------------------------------------------------------------------------------
 
 
-def _write_inline() -> bool:
+def write_inline() -> bool:
     """Write checkpoints on the training thread when torch's intra-op threads already occupy every usable core.
 
     A background writer only helps when a core is free for it. With torch on all cores it competes with the training
@@ -468,7 +468,7 @@ class Checkpointer:
 
     def save(self, mix_rng: Any, best: bool = False) -> None:
         """Snapshot the state now (a copy to CPU, serialised to JSON) and write it in the background, or right away
-        where a background thread would only compete with torch for the cores (``_write_inline``).
+        where a background thread would only compete with torch for the cores (``write_inline``).
 
         In the background, writing and fsyncing overlap with the next steps; at most one write is in flight (a new
         save first waits for the previous one). Stale best weights (``best_stale``) refresh ``best.safetensors`` in
@@ -502,7 +502,7 @@ class Checkpointer:
         self._start(job)
 
     def _start(self, job: Any) -> None:
-        if _write_inline():
+        if write_inline():
             self._run(job)
             self.wait()  # report a failure now rather than at the next save
             return
