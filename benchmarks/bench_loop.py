@@ -704,7 +704,7 @@ def component_costs(data: Data, epochs: int, n: int = 15) -> list[tuple[str, str
             rows.append((label, when, None))
 
     def tw_eval() -> Callable[[], Any]:
-        from trainwise.tasks.base import make_task
+        from trainwise.tasks import make_task
 
         task = make_task("classification", 10, 0.0, 0.0, 1.0)
         loader = InMemoryLoader(data.xv, data.yv, EVAL_BATCH, shuffle=False, drop_last=False, seed=SEED,

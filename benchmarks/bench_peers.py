@@ -502,8 +502,9 @@ def tta_section(repeats: int, quick: bool, tmp: Path, log: Callable[[str], None]
     from sklearn.neural_network import MLPClassifier
     from sklearn.svm import SVC
 
+    from trainwise.build import load_data
     from trainwise.config import compose
-    from trainwise.runner import load_data, train
+    from trainwise.runner import train
 
     overrides = ["device=cpu"] + (["train.epochs=5"] if quick else [])
     presets = ["digits-mlp"] if quick else ["digits-cnn", "digits-mlp"]

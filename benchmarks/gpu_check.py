@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 import trainwise
+from trainwise.build import build_model, load_data
 from trainwise.config import compose
-from trainwise.runner import build_model, load_data
 from trainwise.train.loop import fit, seed_everything
 from trainwise.train.precision import resolve_precision
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from trainwise.build import load_data
 from trainwise.config import compose
-from trainwise.runner import load_data, train
+from trainwise.runner import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Loss-curve diagnosis: the doctor's findings on deliberately broken runs (doctor/diagnose.py, doctor/suite.py)."""
+"""Loss-curve diagnosis: the doctor's findings on deliberately broken runs (doctor/diagnose.py, checkup/suite.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import trainwise
+from trainwise.checkup.suite import CASES
 from trainwise.doctor.monitors import activation_stats
-from trainwise.doctor.suite import CASES
 
 # claim → (suite case that induces the cause, finding codes that name the symptom)
 CLAIMS = [

@@ -1,4 +1,4 @@
-"""Knowledge distillation: student vs no-teacher twin (tasks/distill.py, `trainwise distill`)."""
+"""Knowledge distillation: student vs no-teacher twin (tasks/distillation.py, `trainwise distill`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 import trainwise
-from trainwise.tasks.distill import Distillation
+from trainwise.tasks.distillation import Distillation
 
 
 def train_student(task: Distillation, x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.nn.Module:

@@ -111,7 +111,7 @@ def _check_onnx_against_eager(run: Path, batches: tuple[int, ...] = (1, 64)) -> 
     model on raw digits (the graph standardises; eager gets preprocess.json applied by hand)."""
     import onnxruntime as ort
 
-    from trainwise.runner import open_run
+    from trainwise.reopen import open_run
 
     _, _, prep, model = open_run(run)
     sess = ort.InferenceSession(str(run / "export" / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -225,11 +225,11 @@ def test_export_parity_failure_exits_1(digits_run, tmp_path, monkeypatch, capsys
 
 
 def test_export_unexportable_model_names_model_and_format(tmp_path):
+    from trainwise.build import load_data
     from trainwise.config import compose
     from trainwise.deploy.artifacts import Run
     from trainwise.deploy.export import export_run
     from trainwise.errors import TrainwiseError
-    from trainwise.runner import load_data
 
     class DataDependent(torch.nn.Module):  # control flow on values: no single graph can represent it
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -355,7 +355,7 @@ def test_predict_image_file(shipped, tmp_path):
     from PIL import Image
     from sklearn.datasets import load_digits
 
-    from trainwise.runner import predict_run
+    from trainwise.deploy.predict import predict_run
 
     images = load_digits().images[:6]
     np.savez(tmp_path / "six.npz", x=images.reshape(6, 64))
@@ -415,7 +415,7 @@ BAD_PAYLOADS = [
 
 
 def _eager_predictions(run: Path, x: np.ndarray, tmp_path: Path) -> list[dict[str, str]]:
-    from trainwise.runner import predict_run
+    from trainwise.deploy.predict import predict_run
 
     np.savez(tmp_path / "ref.npz", x=x)
     return _rows(predict_run(run, tmp_path / "ref.npz", force=True))

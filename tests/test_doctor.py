@@ -172,7 +172,7 @@ def test_overfit_batch_cli(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_broken_configuration_suite(capsys: pytest.CaptureFixture) -> None:
-    from trainwise.doctor.suite import run_suite, to_markdown
+    from trainwise.checkup.suite import run_suite, to_markdown
 
     res = run_suite()
     with capsys.disabled():

@@ -1,4 +1,4 @@
-"""The doctor on reproduced real-world bugs (src/trainwise/doctor/bugsuite.py) and the mechanisms behind it: gradient
+"""The doctor on reproduced real-world bugs (src/trainwise/checkup/bugsuite.py) and the mechanisms behind it: gradient
 norms without clipping, crash records, checks before step 1, root causes before symptoms, fixes that act."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import trainwise
-from trainwise.doctor import bugsuite
+from trainwise.checkup import bugsuite
 from trainwise.doctor.diagnose import RunRecord, diagnose, diagnose_run
 from trainwise.doctor.preflight import check_model, check_splits, check_structure
 from trainwise.errors import TrainwiseError

@@ -207,13 +207,14 @@ def test_csv_sources(tmp_path, text, task):
 
 @given(blob=npz_files(), text=csv_files())
 def test_predict_inputs(run_copy, tmp_path, blob, text):
-    from trainwise.runner import _read_inputs, _read_preprocess
+    from trainwise.deploy.predict import read_inputs
+    from trainwise.reopen import read_preprocess
 
-    prep = _read_preprocess(run_copy / "preprocess.json")
+    prep = read_preprocess(run_copy / "preprocess.json")
     (tmp_path / "in.npz").write_bytes(blob)
     (tmp_path / "in.csv").write_text(text)
     for name in ("in.npz", "in.csv"):
-        out = handled(_read_inputs, tmp_path / name, prep, None)
+        out = handled(read_inputs, tmp_path / name, prep, None)
         if out is not None:
             assert out[0].shape[1:] == tuple(prep.input_shape)
 

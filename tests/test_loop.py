@@ -23,7 +23,7 @@ from trainwise.data.splits import split_table
 from trainwise.errors import TrainwiseError
 from trainwise.tasks import Classification
 from trainwise.train.augment import random_shift
-from trainwise.train.build import group_weights as _group_weights
+from trainwise.train.components import group_weights as _group_weights
 from trainwise.train.optim import build_optimizer, param_groups, scale_lr
 from trainwise.train.precision import grad_scaler, resolve_precision
 from trainwise.train.schedule import build_schedule

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import trainwise
-from trainwise.doctor.lr_find import lr_find
+from trainwise.checkup.lr_find import lr_find
 from trainwise.errors import TrainwiseError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: one torch thread for this module

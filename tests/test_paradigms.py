@@ -13,11 +13,11 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 import trainwise
-from trainwise.data.sources import Table
 from trainwise.data.splits import split_table
 from trainwise.data.synthetic import adding, order, seq_reverse, sine
+from trainwise.data.table import Table
 from trainwise.tasks.contrastive import nt_xent
-from trainwise.tasks.distill import Distillation
+from trainwise.tasks.distillation import Distillation
 from trainwise.tasks.seq2seq import BOS, EOS, PAD, decoder_input
 
 BASE = {"device": "cpu", "precision": "32", "seed": 0, "early_stopping": False}
@@ -213,7 +213,8 @@ def test_paradigm_resumes_bit_exactly_from_a_mid_epoch_checkpoint(preset: str, t
 
 def test_multilabel_trains_with_bce_and_beats_the_all_negative_predictor(tmp_path):
     from trainwise.config import compose
-    from trainwise.runner import predict_run, train
+    from trainwise.deploy.predict import predict_run
+    from trainwise.runner import train
     from trainwise.tasks.multilabel import MultiLabel
 
     out, y = torch.randn(4, 3), torch.tensor([[1.0, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0]])
@@ -228,8 +229,8 @@ def test_multilabel_trains_with_bce_and_beats_the_all_negative_predictor(tmp_pat
 
 
 def test_evaluate_and_report_work_on_a_paradigm_run(tmp_path):
+    from trainwise.checkup.report import write_report
     from trainwise.config import compose
-    from trainwise.doctor.report import write_report
     from trainwise.runner import evaluate_run, train
 
     cfg = compose(preset="digits-vae", overrides=["device=cpu", "train.epochs=2", "model.hidden=[32]"])

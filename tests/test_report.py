@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import trainwise
-from trainwise.doctor.report import write_report
+from trainwise.checkup.report import write_report
 from trainwise.errors import TrainwiseError
 from trainwise.runner import train
 

@@ -191,7 +191,7 @@ def _cfg(tmp_path: Path, *overrides: str):
 
 
 def test_tokenizer_sees_the_train_split_only_batches_pad_to_their_longest_and_the_cache_hits(tmp_path: Path) -> None:
-    from trainwise.runner import load_data
+    from trainwise.build import load_data
 
     write_reviews(tmp_path / "reviews.csv")
     with open(tmp_path / "reviews.csv", "a", newline="") as f:  # words that occur in one row only
@@ -221,8 +221,8 @@ def test_tokenizer_sees_the_train_split_only_batches_pad_to_their_longest_and_th
 
 
 def test_bpe_is_deterministic_wordpiece_trains_and_regression_and_multilabel_parse(tmp_path: Path) -> None:
+    from trainwise.build import load_data
     from trainwise.data.tokenize import train_tokenizer
-    from trainwise.runner import load_data
 
     write_reviews(tmp_path / "reviews.csv")
     texts = [line.split(",")[0] for line in (tmp_path / "reviews.csv").read_text().splitlines()[1:]]
@@ -327,7 +327,7 @@ def test_bad_text_inputs_are_one_error_line_and_write_nothing(cli, tmp_path: Pat
 
 
 def test_empty_texts_are_skipped_and_counted(tmp_path: Path) -> None:
-    from trainwise.runner import load_data
+    from trainwise.build import load_data
 
     write_reviews(tmp_path / "reviews.csv")
     lines = (tmp_path / "reviews.csv").read_text().splitlines()

@@ -9,9 +9,10 @@ import torch
 from safetensors.torch import save_file
 
 import trainwise
+from trainwise.build import load_data
 from trainwise.config import compose
 from trainwise.errors import TrainwiseError
-from trainwise.runner import init_weights, load_data
+from trainwise.runner import init_weights
 from trainwise.train.loop import set_frozen
 
 

@@ -1,6 +1,9 @@
 """``trainwise`` command line: a thin layer over the Python API.
 
 User mistakes print one ``error: …`` line and exit 2; bugs print a traceback and exit 1.
+
+Deferred imports: every trainwise module a command needs is imported inside that command, so ``trainwise --help``
+and config errors answer without importing torch (tests/test_deploy.py and tests/test_tune.py check it).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from trainwise.cli_common import allow_intermixed, split_train_args
 from trainwise.errors import TrainingInterrupted, TrainwiseError
 
 EPILOG_TRAIN = """\
@@ -41,37 +45,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def allow_intermixed(parser: argparse.ArgumentParser) -> None:
-    """Let ``train CONFIG.yaml --preset NAME key=value --quiet`` (and tune, distill, …) parse: plain argparse rejects positionals split
-    by an option ("unrecognized arguments"); ``parse_known_intermixed_args`` accepts them."""
-
-    class Intermixed(type(parser)):  # type: ignore[misc]
-        _busy = False  # Python ≤ 3.12 implements intermixed parsing by calling parse_known_args itself
-
-        def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN202 - argparse's signature
-            if self._busy:
-                return super().parse_known_args(args, namespace)
-            self._busy = True
-            try:
-                return self.parse_known_intermixed_args(args, namespace)
-            finally:
-                self._busy = False
-
-    parser.__class__ = Intermixed
-
-
-def _split_train_args(items: list[str]) -> tuple[str | None, list[str]]:
-    config, overrides = None, []
-    for item in items:
-        if "=" in item:
-            overrides.append(item)
-        elif config is None:
-            config = item
-        else:
-            raise TrainwiseError(f"unexpected argument '{item}': give at most one CONFIG.yaml, then key=value overrides")
-    return config, overrides
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from trainwise.config import compose
 
@@ -83,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         result = resume(args.resume, quiet=args.quiet)
     else:
-        config, overrides = _split_train_args(args.items)
+        config, overrides = split_train_args(args.items)
         cfg = compose(config, args.preset, overrides)  # config errors answer before torch is imported
         if args.run_dir is not None and _rank() == 0:  # under torchrun, rank 0 creates it; the others follow
             from trainwise.run.paths import check_new_run_dir
@@ -178,7 +151,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from trainwise.runner import predict_run
+    from trainwise.deploy.predict import predict_run
 
     dest = predict_run(args.run_dir, args.input, args.out, args.force, fmt=args.format)
     print(f"predictions written to {dest}")
@@ -209,9 +182,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_overfit_batch(args: argparse.Namespace) -> int:
     from trainwise.config import compose
 
-    config, overrides = _split_train_args(args.items)
+    config, overrides = split_train_args(args.items)
     cfg = compose(config, args.preset, overrides)
-    from trainwise.doctor.overfit import overfit_batch
+    from trainwise.checkup.overfit import overfit_batch
 
     r = overfit_batch(cfg, steps=args.steps)
     if args.json:
@@ -224,7 +197,7 @@ def cmd_overfit_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from trainwise.doctor.report import write_report
+    from trainwise.checkup.report import write_report
 
     path = write_report(args.run_dir, args.out, force=args.force)
     print(f"report written to {path}")
@@ -236,10 +209,10 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
     from trainwise.config import compose
 
-    config, overrides = _split_train_args(args.items)
+    config, overrides = split_train_args(args.items)
     cfg = compose(config, args.preset, overrides)
     out = Path(args.out) if args.out else Path("runs") / f"lr-find-{cfg.name}"
-    from trainwise.doctor.lr_find import lr_find
+    from trainwise.checkup.lr_find import lr_find
 
     r = lr_find(cfg, out, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
     print(f"suggested lr: {r['suggested_lr']:.3g} ({r['rule']}); loss minimum at lr {r['min_loss_lr']:.3g}")
@@ -250,7 +223,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     from trainwise.distill import student_config
 
-    config, overrides = _split_train_args(args.items)
+    config, overrides = split_train_args(args.items)
     cfg = student_config(args.teacher, config, args.preset, overrides)
     from trainwise.run.paths import new_run_dir
 

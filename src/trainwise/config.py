@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,231 +18,27 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from trainwise.errors import TrainwiseError, suggest
-from trainwise.safety import SEED_MAX, check_finite, load_yaml_bounded
+from trainwise.safety import check_finite, load_yaml_bounded
+from trainwise.schema import (  # noqa: F401 - the section classes are re-exported for callers of trainwise.config
+    TRACKING_BACKENDS,
+    CheckpointConfig,
+    Config,
+    DataConfig,
+    DistillConfig,
+    DoctorConfig,
+    FaultConfig,
+    OptimConfig,
+    ParadigmConfig,
+    ScheduleConfig,
+    TrackingConfig,
+    TrainConfig,
+    TuneConfig,
+    field_checks,
+)
+from trainwise.schema import choices as declared_choices
 
-
-@dataclass
-class TokenizerConfig:
-    """``data.source=text``: the subword tokenizer (Hugging Face ``tokenizers``), trained on the train split only."""
-
-    kind: str = "bpe"  # bpe | wordpiece (ignored when path is given)
-    vocab_size: int = 8000  # target vocabulary size, special tokens included
-    min_frequency: int = 2  # a merge / word piece must occur this often in the train split
-    lowercase: bool = True  # NFKC-normalise, then lowercase (false: NFKC only)
-    path: str | None = None  # an existing tokenizer.json to use instead of training one
-
-
-@dataclass
-class DataConfig:
-    source: str = "digits"  # digits|breast_cancer|wine|iris|diabetes|csv|npz|npy|images|module:function
-    path: str | None = None  # file for csv / npz sources; DIR for npy (x.npy, y.npy, …); inferred source if built-in
-    target: str | None = None  # target column for csv
-    task: str = "auto"  # auto|classification|regression|multilabel (y: (N, L) of 0/1)
-    val_fraction: float = 0.1  # of the whole dataset
-    test_fraction: float = 0.2  # of the whole dataset
-    standardize: bool = True  # numeric features standardised with train-split statistics only
-    batch_size: int = 64
-    eval_batch_size: int = 1024
-    loader: str = "auto"  # auto (in-memory when possible) | memory | dataloader
-    num_workers: int = 0
-    pin_memory: bool | None = None  # None: on when the device is CUDA
-    persistent_workers: bool | None = None  # None: on when num_workers > 0
-    prefetch_factor: int | None = None  # None: torch's default when num_workers > 0
-    drop_last: bool = False
-    augment: str = "none"  # none|shift (random ±1 pixel translation for images)|kornia (crop, flip, affine, jitter)
-    holdout_class: int | None = None  # autoencoder: this class is left out of train/val and is the test's anomaly
-    classes: list[int] | None = None  # keep only these classes (relabelled 0..k-1 in this order), e.g. [5,6,7,8,9]
-    label_fraction: float = 1.0  # keep this fraction of the train split (stratified, from the seed): few-label runs
-    options: dict[str, Any] = field(default_factory=dict)  # arguments of a synthetic source (length, n, vocab, …)
-    image_size: int | None = None  # images: resize shorter side to S, centre-crop S×S (None: first image's size)
-    channels: int | None = None  # images: 1 (grey) or 3 (RGB); None: from the first image
-    on_bad_file: str = "skip"  # images: skip (listed in RUN_DIR/data_report.json) | error
-    cache_dir: str | None = None  # images: decoded cache (None: $TRAINWISE_CACHE/images or ~/.cache/trainwise/images)
-    # text: the text column (classification / regression / multilabel), or [source, target] columns (seq2seq)
-    text: Any = None
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # text: subword tokenizer
-    max_length: int = 128  # text: tokens per text (longer ones are truncated and counted in data_report.json)
-    on_bad_row: str = "skip"  # text: an empty text / missing label: skip (counted in data_report.json) | error
-
-
-@dataclass
-class OptimConfig:
-    name: str = "adamw"  # sgd|rmsprop|adam|adamw
-    lr: float = 1e-3
-    weight_decay: float = 0.01  # never applied to biases and normalisation parameters
-    momentum: float = 0.9  # sgd / rmsprop
-    nesterov: bool = False
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    group_lr: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr
-    # adam/adamw: torch's fused kernel (one kernel over all parameters) instead of the per-tensor foreach loop.
-    # null = auto: on for CPU and CUDA (not under FSDP). Same algorithm; measured 3.5× faster optimizer step on the
-    # digits MLP here (0.335 → 0.097 ms), results differ from the foreach kernel in the last bits only.
-    fused: bool | None = None
-
-
-@dataclass
-class ScheduleConfig:
-    name: str = "constant"  # constant|step|cosine|warmup_cosine|onecycle|plateau|cyclic
-    warmup_fraction: float = 0.05  # warmup_cosine: fraction of all optimizer steps
-    min_lr_ratio: float = 0.0  # cosine floor as a fraction of the peak lr
-    step_size: int = 10  # step: epochs between decays
-    gamma: float = 0.1  # step: decay factor
-    factor: float = 0.5  # plateau: decay factor
-    patience: int = 3  # plateau: epochs without improvement
-    cycle_epochs: int = 4  # cyclic: epochs per half-cycle
-    base_lr_ratio: float = 0.1  # cyclic: lower bound as a fraction of lr
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 20
-    grad_clip: float | None = 1.0  # max global gradient norm; null disables
-    accumulate: int = 1  # micro-batches per optimizer step
-    label_smoothing: float = 0.0
-    early_stopping: bool = True
-    monitor: str = "val/loss"  # metric for early stopping and best weights
-    patience: int = 10
-    ema_decay: float | None = None  # e.g. 0.999; evaluation then uses the averaged weights
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    log_every: int = 50  # optimizer steps between metrics.jsonl train events (read from device then)
-    freeze_epochs: int = 0  # transfer learning: train only the head (last Linear) for this many epochs, then all
-
-
-@dataclass
-class CheckpointConfig:
-    every_steps: int = 0  # optimizer steps between checkpoints; 0: off
-    every_seconds: float = 0.0  # wall seconds between checkpoints; 0: off
-    every_epoch: bool = True  # checkpoints at epoch ends (at most one per epoch_min_seconds)
-    # Epoch-end checkpoints only once this many seconds have passed since the last one (0: at every epoch end), so
-    # short epochs do not pay a checkpoint each (a 26 ms digits epoch vs ≈ 9 ms per checkpoint; a 75 MB state at
-    # ≈ 500 ms per write): a SIGKILL loses at most this much training plus one epoch. Epochs longer than this
-    # checkpoint every time. The last epoch, a stop (early stopping, callback) and a signal always checkpoint.
-    epoch_min_seconds: float = 30.0
-    keep: int = 2  # newest checkpoints kept, plus the best
-    on_error: str = "continue"  # a failed checkpoint write: continue | stop
-
-
-@dataclass
-class FaultConfig:
-    nonfinite: str = "auto"  # auto (skip on CPU, stop on GPU) | skip | stop
-    max_bad_steps: int = 3  # consecutive skipped steps before rolling back to the last checkpoint
-    lr_factor: float = 0.5  # lr multiplier applied at each rollback
-    max_rollbacks: int = 3  # then stop
-
-
-@dataclass
-class DoctorConfig:
-    preflight: bool = True  # data, loss-at-init and activation checks before the first step (~1 s)
-    monitor_every: int = 50  # optimizer steps between monitor samples; 0 disables the live monitors
-    diagnose: bool = True  # print and save diagnosis.json at the end of training
-
-
-@dataclass
-class ParadigmConfig:
-    """How a batch becomes a loss. Everything after the loss (precision, accumulation, clipping, schedule,
-    checkpoints, the doctor) is shared by every paradigm."""
-
-    name: str = "supervised"  # supervised|autoencoder|vae|gan|contrastive|seq2seq|distill
-    temperature: float = 0.5  # contrastive: NT-Xent temperature
-    kl_weight: float = 1.0  # vae: β in recon + β·KL
-    d_lr_ratio: float = 1.0  # gan: discriminator lr = optim.lr × this
-    beam_size: int = 1  # seq2seq: decoding used for the exact-match metric (1 = greedy)
-    samples: int = 64  # vae / gan: samples drawn into the image grid after training
-
-
-@dataclass
-class DistillConfig:
-    """``trainwise distill``: student loss α·T²·KL(teacher_T ‖ student_T) + (1−α)·CE."""
-
-    teacher: str | None = None  # the teacher's run directory
-    temperature: float = 4.0
-    alpha: float = 0.9
-
-
-@dataclass
-class TuneConfig:
-    """Hyperparameter search (``trainwise tune``). ``space`` maps dotted config keys to distributions, e.g.
-    ``{"optim": {"lr": "loguniform(1e-5, 1e-1)"}}``; empty means the built-in default space."""
-
-    space: dict[str, Any] = field(default_factory=dict)
-    metric: str = "auto"  # auto: the run's train.monitor
-    direction: str = "auto"  # auto|minimize|maximize (auto: from the metric's name)
-    sampler: str = "tpe"  # tpe|random
-    pruner: str = "median"  # median|hyperband|none
-    trials: int = 20
-
-
-@dataclass
-class TrackingConfig:
-    """Where a run is mirrored besides its own directory (``trainwise/run/tracking.py``). Only rank 0 logs; a
-    backend that fails is reported once and switched off, never stopping training."""
-
-    # tensorboard: event files in RUN_DIR/tensorboard/; mlflow: params, metrics, tags and artifacts in an MLflow
-    # store. TensorBoard is on by default because its measured per-epoch cost is within noise of none
-    # (benchmarks/RESULTS.md, "Tracking backends").
-    backends: list[str] = field(default_factory=lambda: ["tensorboard"])
-    # MLflow tracking URI; null: a SQLite store shared by all runs beside the run directory,
-    # sqlite:///<run dir's parent>/mlflow/mlflow.db (runs/mlflow/mlflow.db for the default runs/ root), artifacts in
-    # runs/mlflow/artifacts/. Browse with: mlflow ui --backend-store-uri sqlite:///runs/mlflow/mlflow.db
-    mlflow_uri: str | None = None
-    experiment: str = "trainwise"  # MLflow experiment name (created when missing)
-
-
-@dataclass
-class Config:
-    name: str = "run"
-    seed: int = 0
-    device: str = "auto"  # auto|cpu|cuda|mps
-    precision: str = "auto"  # auto|32|bf16-mixed|16-mixed
-    compile: bool = False
-    # torch.profiler breakdown of a few steps (data, forward, backward, optimizer, overhead) into profile.json;
-    # trainwise/train/profile.py. Off: nothing runs per step.
-    profile: bool = False
-    # Deterministic kernels (torch.use_deterministic_algorithms, cuDNN autotuning off, a fixed cuBLAS workspace). On
-    # CUDA, ops that accumulate with atomics (ConvTranspose and conv backward, scatter/index_add) otherwise differ run
-    # to run, so bit-exact resume needs this there (measured on an H100: two GAN runs differ without it).
-    deterministic: bool = False
-    # Multi-process training under torchrun (WORLD_SIZE > 1): auto = DDP; ddp; fsdp (FSDP2 fully_shard); none refuses
-    # to run under a multi-process launcher. Ignored in a single process.
-    strategy: str = "auto"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp"})
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    faults: FaultConfig = field(default_factory=FaultConfig)
-    doctor: DoctorConfig = field(default_factory=DoctorConfig)
-    paradigm: ParadigmConfig = field(default_factory=ParadigmConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    tune: TuneConfig = field(default_factory=TuneConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-
-
-TRACKING_BACKENDS = ("tensorboard", "mlflow")
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "device": ("auto", "cpu", "cuda", "mps"),
-    "precision": ("auto", "32", "bf16-mixed", "16-mixed"),
-    "strategy": ("auto", "ddp", "fsdp", "none"),
-    "data.task": ("auto", "classification", "regression", "multilabel"),
-    "data.loader": ("auto", "memory", "dataloader"),
-    "data.on_bad_file": ("skip", "error"),
-    "data.on_bad_row": ("skip", "error"),
-    "data.tokenizer.kind": ("bpe", "wordpiece"),
-    "data.augment": ("none", "shift", "kornia"),
-    "paradigm.name": ("supervised", "autoencoder", "vae", "gan", "contrastive", "seq2seq", "distill"),
-    "optim.name": ("sgd", "rmsprop", "adam", "adamw"),
-    "checkpoint.on_error": ("continue", "stop"),
-    "faults.nonfinite": ("auto", "skip", "stop"),
-    "tune.direction": ("auto", "minimize", "maximize"),
-    "tune.sampler": ("tpe", "random"),
-    "tune.pruner": ("median", "hyperband", "none"),
-    "schedule.name": ("constant", "step", "cosine", "warmup_cosine", "onecycle", "plateau", "cyclic"),
-}
+# The schema (every key, type, default, choices, range and doc) is declared in schema.py; re-exported here.
+CHOICES: dict[str, tuple[str, ...]] = declared_choices()
 
 
 def _all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
@@ -391,6 +186,7 @@ def compose(config_path: str | Path | None = None, preset: str | None = None,
             continue
         cfg = _merge(cfg, _nested(key, value), schema, f"override '{item}'")
     if cfg.data.path:  # a path given with a built-in dataset (e.g. a preset's): its own source, never ignored
+        # deferred: trainwise.data imports torch, and a config error must answer without it (the CLI's fast path)
         from trainwise.data.paths import resolve_source
         from trainwise.data.sources import EMBEDDED
         from trainwise.data.synthetic import SYNTHETIC
@@ -407,48 +203,13 @@ def validate(cfg: DictConfig) -> None:
         if value not in choices:
             raise TrainwiseError(f"{key}={value} is not one of {', '.join(choices)}{suggest(value, choices)}")
     _check_all_finite(cfg)
-    d, t, o = cfg.data, cfg.train, cfg.optim
-    checks = [
-        (0.0 <= d.val_fraction < 1.0, "data.val_fraction must be in [0, 1)"),
-        (0.0 <= d.test_fraction < 1.0, "data.test_fraction must be in [0, 1)"),
-        (d.val_fraction + d.test_fraction < 0.9, "data.val_fraction + data.test_fraction must leave ≥ 10% for training"),
-        (d.batch_size >= 1, "data.batch_size must be ≥ 1"),
-        (d.eval_batch_size >= 1, "data.eval_batch_size must be ≥ 1"),
-        (d.num_workers >= 0, "data.num_workers must be ≥ 0"),
-        (t.epochs >= 1, "train.epochs must be ≥ 1"),
-        (t.accumulate >= 1, "train.accumulate must be ≥ 1"),
-        (t.grad_clip is None or t.grad_clip > 0, "train.grad_clip must be > 0 (or null to disable)"),
-        (0.0 <= t.label_smoothing < 1.0, "train.label_smoothing must be in [0, 1)"),
-        (t.patience >= 1, "train.patience must be ≥ 1"),
-        (t.ema_decay is None or 0.0 < t.ema_decay < 1.0, "train.ema_decay must be in (0, 1) or null"),
-        (t.mixup_alpha >= 0 and t.cutmix_alpha >= 0, "train.mixup_alpha / cutmix_alpha must be ≥ 0"),
-        (t.log_every >= 1, "train.log_every must be ≥ 1"),
-        (o.lr > 0, "optim.lr must be > 0"),
-        (o.weight_decay >= 0, "optim.weight_decay must be ≥ 0"),
-        (0.0 <= cfg.schedule.warmup_fraction < 1.0, "schedule.warmup_fraction must be in [0, 1)"),
-        (0 <= cfg.seed <= SEED_MAX, f"seed={cfg.seed} is out of range: the seed must be in 0..{SEED_MAX}"),
-        (cfg.checkpoint.every_steps >= 0, "checkpoint.every_steps must be ≥ 0 (0 disables)"),
-        (cfg.checkpoint.every_seconds >= 0, "checkpoint.every_seconds must be ≥ 0 (0 disables)"),
-        (cfg.checkpoint.epoch_min_seconds >= 0, "checkpoint.epoch_min_seconds must be ≥ 0 (0: every epoch end)"),
-        (cfg.checkpoint.keep >= 1, "checkpoint.keep must be ≥ 1"),
-        (cfg.doctor.monitor_every >= 0, "doctor.monitor_every must be ≥ 0 (0 disables)"),
-        (cfg.tune.trials >= 1, "tune.trials must be ≥ 1"),
-        (0.0 < d.label_fraction <= 1.0, "data.label_fraction must be in (0, 1]"),
-        (d.max_length >= 2, f"data.max_length={d.max_length} must be ≥ 2 (tokens kept per text)"),
-        (d.tokenizer.vocab_size >= 16, "data.tokenizer.vocab_size must be ≥ 16"),
-        (d.tokenizer.min_frequency >= 1, "data.tokenizer.min_frequency must be ≥ 1"),
-        (t.freeze_epochs >= 0, "train.freeze_epochs must be ≥ 0"),
-        (cfg.paradigm.temperature > 0, "paradigm.temperature must be > 0"),
-        (cfg.paradigm.kl_weight >= 0, "paradigm.kl_weight must be ≥ 0"),
-        (cfg.paradigm.beam_size >= 1, "paradigm.beam_size must be ≥ 1"),
-        (cfg.distill.temperature > 0, "distill.temperature must be > 0"),
-        (0.0 <= cfg.distill.alpha <= 1.0, "distill.alpha must be in [0, 1]"),
-        (cfg.faults.max_bad_steps >= 1, "faults.max_bad_steps must be ≥ 1"),
-        (0 < cfg.faults.lr_factor <= 1, "faults.lr_factor must be in (0, 1]"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise TrainwiseError(msg)
+    for key, (ok, text) in field_checks():  # declared beside each field in schema.py
+        value = OmegaConf.select(cfg, key)
+        if not ok(value):
+            raise TrainwiseError(f"{key}={value} is out of range: {key} must be {text}")
+    d = cfg.data
+    if d.val_fraction + d.test_fraction >= 0.9:
+        raise TrainwiseError("data.val_fraction + data.test_fraction must leave ≥ 10% for training")
     for b in cfg.tracking.backends:
         if b not in TRACKING_BACKENDS:
             raise TrainwiseError(f"tracking.backends: '{b}' is not one of {', '.join(TRACKING_BACKENDS)}"
@@ -465,17 +226,13 @@ def validate(cfg: DictConfig) -> None:
         raise TrainwiseError("data.source=npy needs data.path=DIR (holding x.npy and y.npy)")
     if d.source == "images" and not d.path:
         raise TrainwiseError("data.source=images needs data.path=DIR (DIR/<class>/<image>)")
-    if d.image_size is not None and d.image_size < 1:
-        raise TrainwiseError("data.image_size must be ≥ 1 (or null: the first image's size)")
-    if d.channels is not None and d.channels not in (1, 3):
-        raise TrainwiseError("data.channels must be 1 or 3 (or null: from the first image)")
     if d.source == "text":
         _check_text(cfg)
     if d.source == "csv" and not d.target:
         raise TrainwiseError("data.source=csv needs data.target=COLUMN (the column to predict)")
 
 
-def text_columns(d: DictConfig) -> list[str]:
+def text_columns(d: Any) -> list[str]:
     """``data.text`` as a list: one text column, or the [source, target] columns of pairs."""
     t = d.text
     return [t] if isinstance(t, str) else [str(c) for c in t] if OmegaConf.is_list(t) or isinstance(t, list) else []
@@ -516,19 +273,30 @@ def _check_all_finite(cfg: DictConfig) -> None:
     walk(OmegaConf.to_container(cfg, resolve=False), "")
 
 
-def to_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)
+def typed(cfg: DictConfig | Config) -> Config:
+    """The composed, validated config as the schema's dataclasses (``cfg.model`` a plain dict): what the training
+    path reads. Converted once, where ``fit`` starts; attribute access on it costs what any Python object's does."""
+    if isinstance(cfg, Config):
+        return cfg
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
-def to_dict(cfg: DictConfig) -> dict[str, Any]:
+def to_dict(cfg: DictConfig | Config) -> dict[str, Any]:
+    if isinstance(cfg, Config):
+        return dataclasses.asdict(cfg)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def from_kwargs(base: DictConfig | None = None, **options: Any) -> DictConfig:
+def to_yaml(cfg: DictConfig | Config) -> str:
+    """The config as saved in ``RUN_DIR/config.yaml`` (the schema's key order)."""
+    return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)) if isinstance(cfg, Config) else cfg, resolve=True)
+
+
+def from_kwargs(base: DictConfig | Config | None = None, **options: Any) -> DictConfig:
     """Python-API options (``epochs=5``, ``optim={'lr': 1e-3}``, ``**{'optim.lr': 1e-3}``) applied over ``base``
     (default: the schema's defaults), validated like command-line overrides."""
     schema = _schema()
-    cfg = schema if base is None else _merge(schema, OmegaConf.to_container(base, resolve=True), schema, "config")
+    cfg = schema if base is None else _merge(schema, to_dict(base), schema, "config")
     shortcuts = {f.name for f in dataclasses.fields(TrainConfig)}
     items = []
     for key, value in options.items():

@@ -41,7 +41,10 @@ def _params(model: Any) -> int:
 
 
 def distill(cfg: DictConfig, out_dir: Path, quiet: bool = True) -> dict[str, Any]:
-    from trainwise.runner import evaluate_run, open_run, train
+    # deferred: these import torch, and student_config (same module) must answer config errors without it
+    from trainwise.reopen import open_run
+    from trainwise.run.rundir import write_json
+    from trainwise.runner import evaluate_run, train
 
     teacher_dir = Path(cfg.distill.teacher)
     _, _, _, teacher = open_run(teacher_dir)
@@ -61,7 +64,5 @@ def distill(cfg: DictConfig, out_dir: Path, quiet: bool = True) -> dict[str, Any
     }
     s, t = result["student"]["value"], result["no_teacher"]["value"]
     result["gain"] = None if s is None or t is None else s - t
-    from trainwise.run.rundir import write_json
-
     write_json(out_dir / "distill.json", result)
     return result

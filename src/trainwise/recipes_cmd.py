@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import trainwise
 from trainwise.errors import TrainwiseError
 
 RECIPE_NAME = re.compile(r"^(\d\d)_([a-z0-9_]+)\.py$")
@@ -24,8 +25,6 @@ ROW_MARK = "<!-- row "  # machine-readable copy of each table row, so running a 
 
 
 def repo_root() -> Path:
-    import trainwise
-
     return Path(trainwise.__file__).resolve().parents[2]  # src/trainwise/__init__.py → repo (editable install)
 
 

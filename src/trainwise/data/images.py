@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from trainwise.data.npy import MemmapSplit, _stats
-from trainwise.data.splits import Preprocess, Splits, _stratify
+from trainwise.data.npy import MemmapSplit, train_stats
+from trainwise.data.splits import Preprocess, Splits, stratify_labels
 from trainwise.errors import TrainwiseError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
@@ -240,10 +240,10 @@ def load_images(path: str, seed: int, val_fraction: float, test_fraction: float,
         try:
             if test_fraction > 0:
                 idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed,
-                                                 stratify=_stratify(y[idx], "classification"))
+                                                 stratify=stratify_labels(y[idx], "classification"))
             if val_fraction > 0:
                 idx, val_idx = train_test_split(idx, test_size=val_fraction / (1 - test_fraction), random_state=seed,
-                                                stratify=_stratify(y[idx], "classification"))
+                                                stratify=stratify_labels(y[idx], "classification"))
         except ValueError as exc:
             raise TrainwiseError(f"cannot split the {len(y)} images of '{root}' into train/val/test ({exc}); add "
                                  "images or lower data.val_fraction / data.test_fraction") from None
@@ -254,7 +254,7 @@ def load_images(path: str, seed: int, val_fraction: float, test_fraction: float,
                       input_shape=[channels, image_size, image_size])
     x = np.load(dest, mmap_mode="r")
     if standardize:
-        prep.mean, prep.std = _stats(x, idx, True, dest)
+        prep.mean, prep.std = train_stats(x, idx, True, dest)
     report.per_split = {"train": len(idx), "val": len(val_idx), "test": len(test_idx)}
 
     def part(r: np.ndarray) -> MemmapSplit | None:

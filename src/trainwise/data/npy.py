@@ -21,8 +21,8 @@ import torch
 from torch.utils.data import Dataset
 
 from trainwise.data.loaders import Collated
-from trainwise.data.sources import _classification_target
-from trainwise.data.splits import Preprocess, Splits, _stratify
+from trainwise.data.sources import classification_target
+from trainwise.data.splits import Preprocess, Splits, stratify_labels
 from trainwise.errors import TrainwiseError
 
 CHUNK_BYTES = 2 << 20  # raw bytes read per step of the statistics pass (≈5× that at peak, in float64)
@@ -87,7 +87,7 @@ class MemmapSplit(Dataset):
         return x[0], y[0]
 
 
-def _stats(x: np.ndarray, rows: np.ndarray, image: bool, where: Path) -> tuple[list[float], list[float]]:
+def train_stats(x: np.ndarray, rows: np.ndarray, image: bool, where: Path) -> tuple[list[float], list[float]]:
     """Mean and std of the training rows (one scalar for images, per feature otherwise), in float64, chunk by chunk;
     also refuses NaN/inf anywhere in those rows."""
     row_bytes = max(1, int(np.prod(x.shape[1:])) * x.itemsize)
@@ -117,7 +117,7 @@ def _labels(path: Path, n: int, task: str, where: Path) -> tuple[np.ndarray, str
     y = y.reshape(len(y))
     if len(y) != n:
         raise TrainwiseError(f"'{where}' has {n} rows but '{path}' has {len(y)}; they must match")
-    return _classification_target(y, task, f"'{path}'")
+    return classification_target(y, task, f"'{path}'")
 
 
 def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction: float,
@@ -157,10 +157,10 @@ def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction
     val_idx = test_idx = np.array([], np.int64)
     try:
         if test_fraction > 0 and "test" not in given:
-            idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=_stratify(y, task))
+            idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=stratify_labels(y, task))
         if val_fraction > 0 and "val" not in given:
             frac = val_fraction / (1 - (0 if "test" in given else test_fraction))
-            idx, val_idx = train_test_split(idx, test_size=frac, random_state=seed, stratify=_stratify(y[idx], task))
+            idx, val_idx = train_test_split(idx, test_size=frac, random_state=seed, stratify=stratify_labels(y[idx], task))
     except ValueError as exc:
         raise TrainwiseError(f"cannot split the {len(x)} samples of '{xp}' into train/val/test ({exc}); use more data "
                              "or smaller data.val_fraction / data.test_fraction") from None
@@ -170,7 +170,7 @@ def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction
     if x.ndim == 3:
         raise TrainwiseError(f"'{xp}' has shape {x.shape}: give (N, features) or images (N, C, H, W)")
     if standardize:
-        prep.mean, prep.std = _stats(x, idx, image, xp)
+        prep.mean, prep.std = train_stats(x, idx, image, xp)
     if task == "regression":
         prep.y_mean, prep.y_std = float(y[idx].mean()), float(y[idx].std()) or 1.0
         y = ((y - prep.y_mean) / prep.y_std).astype(np.float32)

@@ -7,44 +7,17 @@ Every source returns a :class:`Table` of raw arrays. Splitting and preprocessing
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trainwise.errors import TrainwiseError
+from trainwise.data.synthetic import SYNTHETIC, load_synthetic
+from trainwise.data.table import Table
+from trainwise.errors import TrainwiseError, suggest
+from trainwise.safety import check_memory, gb, require_code_allowed
 
 EMBEDDED = ("digits", "breast_cancer", "wine", "iris", "diabetes")
-
-
-@dataclass
-class Table:
-    """Raw features and targets before splitting.
-
-    ``x``: (N, *feature_shape) float32. For CSV data with categorical columns the last ``len(cat_cardinalities)``
-    columns hold integer category codes (0 = missing/unseen) stored as floats, so one tensor carries both.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    task: str  # classification | regression | multilabel (y: (N, L) 0/1) | seq2seq (y: (N, T) token ids)
-    kind: str = "tabular"  # tabular | image | sequence (N, T, F floats) | tokens (N, T int64 ids, not standardised)
-    feature_names: list[str] = field(default_factory=list)
-    class_names: list[str] = field(default_factory=list)
-    cat_columns: list[str] = field(default_factory=list)
-    cat_categories: list[list[str]] = field(default_factory=list)  # per categorical column, code i+1 -> name
-    missing: dict[str, int] = field(default_factory=dict)  # column -> count of missing values found
-    description: str = ""
-    vocab_size: int = 0  # token data: ids are 0..vocab_size-1
-
-    @property
-    def num_numeric(self) -> int:
-        return int(np.prod(self.x.shape[1:])) - len(self.cat_columns)
-
-    @property
-    def cat_cardinalities(self) -> list[int]:
-        return [len(c) + 1 for c in self.cat_categories]  # +1 for the "missing/unseen" code 0
 
 
 def _embedded(name: str) -> Table:
@@ -73,7 +46,7 @@ def _check_finite(x: np.ndarray, where: str) -> None:
                              "clean or impute them before training")
 
 
-def _classification_target(y: np.ndarray, task: str, where: str) -> tuple[np.ndarray, str, list[str]]:
+def classification_target(y: np.ndarray, task: str, where: str) -> tuple[np.ndarray, str, list[str]]:
     """Decide the task and encode labels. Integer labels ≥ 0 with gaps ({3, 7, 12}) become 0..K-1 with the original
     values as class names; negative labels and a single class are refused."""
     if task == "auto":
@@ -132,14 +105,12 @@ def _csv(path: str, target: str, task: str) -> Table:
     if len(df) == 0:
         raise TrainwiseError(f"CSV '{p}' has no rows; the dataset is empty")
     if target not in df.columns:
-        from trainwise.errors import suggest
-
         raise TrainwiseError(f"CSV '{p}' has no column '{target}'{suggest(target, map(str, df.columns))}; "
                              f"columns are: {', '.join(map(str, df.columns))}")
     if df[target].isna().any():
         raise TrainwiseError(f"target column '{target}' has {int(df[target].isna().sum())} missing values; "
                              "drop those rows first")
-    y, task, class_names = _classification_target(df[target].to_numpy(), task, f"CSV '{p}'")
+    y, task, class_names = classification_target(df[target].to_numpy(), task, f"CSV '{p}'")
     feats = df.drop(columns=[target])
     if feats.shape[1] == 0:
         raise TrainwiseError(f"CSV '{p}' has no feature columns besides '{target}'")
@@ -173,8 +144,6 @@ def check_npz_members(path: str | Path, names: tuple[str, ...]) -> None:
     import zipfile
 
     from numpy.lib import format as npformat
-
-    from trainwise.safety import check_memory, gb
 
     p = Path(path)
     if not zipfile.is_zipfile(p):
@@ -255,7 +224,7 @@ def from_arrays(x: Any, y: Any, task: str = "auto", where: str = "arrays") -> Ta
         kind = "image" if x.ndim == 4 else "tabular"
         return Table(x, y.astype(np.float32), "multilabel", kind=kind, class_names=[str(i) for i in range(y.shape[1])],
                      description=f"{where}: {len(x)} samples, {y.shape[1]} labels")
-    y, task, class_names = _classification_target(y.reshape(len(y)) if y.ndim > 1 and y.shape[1] == 1 else y,
+    y, task, class_names = classification_target(y.reshape(len(y)) if y.ndim > 1 and y.shape[1] == 1 else y,
                                                   task, where)
     kind = "image" if x.ndim == 4 else "tabular"
     return Table(x, y, task, kind=kind, class_names=class_names, description=f"{where}: {len(x)} samples")
@@ -263,8 +232,6 @@ def from_arrays(x: Any, y: Any, task: str = "auto", where: str = "arrays") -> Ta
 
 def _module_function(spec: str, task: str) -> Table:
     mod_name, _, fn_name = spec.partition(":")
-    from trainwise.safety import require_code_allowed
-
     require_code_allowed(f"data.source={spec}")  # before the import: importing a module already runs its code
     try:
         fn = getattr(importlib.import_module(mod_name), fn_name)
@@ -281,8 +248,6 @@ def _module_function(spec: str, task: str) -> Table:
 def load_source(source: str, path: str | None = None, target: str | None = None, task: str = "auto",
                 options: dict[str, Any] | None = None) -> Table:
     """Load the raw table named by ``data.source`` (``options``: a synthetic source's arguments)."""
-    from trainwise.data.synthetic import SYNTHETIC, load_synthetic
-
     if options and source not in SYNTHETIC:
         raise TrainwiseError(f"data.options only apply to the synthetic sources ({', '.join(SYNTHETIC)}), "
                              f"not data.source={source}")
@@ -297,8 +262,6 @@ def load_source(source: str, path: str | None = None, target: str | None = None,
     elif ":" in source:
         table = _module_function(source, task)
     else:
-        from trainwise.errors import suggest
-
         known = EMBEDDED + tuple(SYNTHETIC) + ("csv", "npz")
         raise TrainwiseError(f"unknown data.source '{source}'{suggest(source, known)}; "
                              f"use one of {', '.join(known[:-2])}, csv, npz or module:function")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from trainwise.data.sources import Table
+from trainwise.data.table import Table
 from trainwise.errors import TrainwiseError
 
 
@@ -123,7 +123,7 @@ class Splits:
         return self.preprocess.task
 
 
-def _stratify(y: np.ndarray, task: str) -> np.ndarray | None:
+def stratify_labels(y: np.ndarray, task: str) -> np.ndarray | None:
     if task != "classification":
         return None
     _, counts = np.unique(y, return_counts=True)
@@ -146,10 +146,10 @@ def split_table(table: Table, seed: int, val_fraction: float, test_fraction: flo
     try:
         if test_fraction > 0:
             idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed,
-                                             stratify=_stratify(table.y, table.task))
+                                             stratify=stratify_labels(table.y, table.task))
         if val_fraction > 0:
             idx, val_idx = train_test_split(idx, test_size=val_fraction / (1 - test_fraction), random_state=seed,
-                                            stratify=_stratify(table.y[idx], table.task))
+                                            stratify=stratify_labels(table.y[idx], table.task))
     except ValueError as exc:
         raise TrainwiseError(f"cannot split {n} samples into train/val/test ({exc}); "
                              "use more data or smaller data.val_fraction / data.test_fraction") from None

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from trainwise.data.sources import Table
+from trainwise.data.table import Table
 from trainwise.errors import TrainwiseError
 
 PAD, BOS, EOS, FIRST_SYMBOL = 0, 1, 2, 3  # token ids shared with the seq2seq task and model

@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from trainwise.config import text_columns
 from trainwise.data.loaders import Collated
-from trainwise.data.splits import Preprocess, Splits, _stratify
+from trainwise.data.splits import Preprocess, Splits, stratify_labels
 from trainwise.data.tokenize import (
     PAD,
     encode,
@@ -179,7 +179,7 @@ def _cell(value: Any) -> str:
 
 def _labels(values: list[Any], task: str, multilabel: bool, where: str) -> tuple[np.ndarray, str, list[str]]:
     """Targets → (y, task, class names): multi-label (N, L) 0/1, numbers, or class indices."""
-    from trainwise.data.sources import _classification_target
+    from trainwise.data.sources import classification_target
 
     if multilabel:
         sets = [v if isinstance(v, list) else [s.strip() for s in str(v).split("|") if s.strip()] for v in values]
@@ -198,7 +198,7 @@ def _labels(values: list[Any], task: str, multilabel: bool, where: str) -> tuple
         if task == "regression":
             bad = next(v for v in values if not _is_number(v))
             raise TrainwiseError(f"{where}: data.task=regression but the target '{bad}' is not a number") from None
-    return _classification_target(arr, task, where)
+    return classification_target(arr, task, where)
 
 
 def _is_number(v: Any) -> bool:
@@ -232,10 +232,10 @@ def _split(n: int, y: np.ndarray, task: str, seed: int, val: float, test: float,
     strat = "classification" if task == "classification" else "none"
     try:
         if test > 0:
-            idx, test_idx = train_test_split(idx, test_size=test, random_state=seed, stratify=_stratify(y[idx], strat))
+            idx, test_idx = train_test_split(idx, test_size=test, random_state=seed, stratify=stratify_labels(y[idx], strat))
         if val > 0:
             idx, val_idx = train_test_split(idx, test_size=val / (1 - test), random_state=seed,
-                                            stratify=_stratify(y[idx], strat))
+                                            stratify=stratify_labels(y[idx], strat))
     except ValueError as exc:
         raise TrainwiseError(f"cannot split the {n} texts of {where} into train/val/test ({exc}); add rows or lower "
                              "data.val_fraction / data.test_fraction") from None

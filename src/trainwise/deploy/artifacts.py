@@ -22,6 +22,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from trainwise import reopen
+from trainwise.build import load_data
 from trainwise.data.splits import Preprocess
 from trainwise.errors import TrainwiseError
 
@@ -57,9 +59,7 @@ def open_run(run_dir: str | Path) -> Run:
     rd = Path(run_dir)
     if not rd.is_dir():
         raise TrainwiseError(f"run directory '{rd}' does not exist")
-    from trainwise.runner import _open_run
-
-    rd, cfg, prep, model = _open_run(rd)
+    rd, cfg, prep, model = reopen.open_run(rd)
     if prep.kind not in KNOWN_KINDS:
         raise TrainwiseError(f"run '{rd}' uses '{prep.kind}' inputs, which the deploy commands do not support yet")
     return Run(rd, cfg, prep, model.cpu().eval())
@@ -130,8 +130,6 @@ def eval_inputs(run: Run, n: int | None = None, splits: Any = None
                 ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, str]:
     """Held-out data rebuilt from the run's config and seed: (raw x, preprocessed x, y, split name).
     The test split when there is one, else validation, else train."""
-    from trainwise.runner import load_data
-
     splits = splits if splits is not None else load_data(run.cfg)
     for name in ("test", "val", "train"):
         part = getattr(splits, name)
@@ -143,8 +141,6 @@ def eval_inputs(run: Run, n: int | None = None, splits: Any = None
 
 def train_inputs(run: Run, n: int, seed: int, splits: Any = None) -> np.ndarray:
     """A deterministic sample of ``n`` raw train-split inputs (quantization calibration)."""
-    from trainwise.runner import load_data
-
     x = (splits if splits is not None else load_data(run.cfg)).train.x
     idx = np.random.default_rng(seed).permutation(len(x))[:n]
     return raw_inputs(x[torch.from_numpy(np.sort(idx))], run.prep)
@@ -235,40 +231,6 @@ def ort_forward(session: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 def ort_prepare(dtype: np.dtype) -> Callable[[np.ndarray], np.ndarray]:
     return lambda raw: np.ascontiguousarray(raw, dtype=dtype)
-
-
-def load_predictor(run: Run, fmt: str, threads: int | None = None) -> Predictor:
-    """The model of ``run`` in one of :data:`FORMATS`; onnx/int8 need ``export`` / ``quantize`` to have run."""
-    if fmt == "eager":
-        return Predictor("eager", "torch", torch_prepare(run.prep), torch_forward(run.model), "best weights")
-    if fmt == "onnx":
-        meta_path = run.run_dir / EXPORT_DIR / "export.json"
-        path = run.run_dir / EXPORT_DIR / EXPORT_FILES["onnx"]
-        if not path.is_file() or not meta_path.is_file():
-            raise TrainwiseError(f"run '{run.run_dir}' has no ONNX export; run 'trainwise export {run.run_dir}' first")
-        entry = read_meta(meta_path).get("artifacts", {}).get("onnx", {})
-        if not entry.get("parity", {}).get("passed", False):
-            import sys
-
-            sys.stderr.write(f"warning: {path} failed its parity check at export time; outputs may differ from "
-                             "the eager model\n")
-        session = ort_session(path, threads)
-        return Predictor("onnx", "onnxruntime", ort_prepare(run.input_dtype), ort_forward(session), str(path))
-    if fmt == "int8":
-        qdir = run.run_dir / QUANT_DIR
-        if not (qdir / "quantize.json").is_file():
-            raise TrainwiseError(f"run '{run.run_dir}' has no int8 model; run 'trainwise quantize {run.run_dir} "
-                                 "--method static' (or dynamic / qat) first")
-        meta = read_meta(qdir / "quantize.json")
-        if meta.get("backend") == "onnxruntime":
-            session = ort_session(qdir / INT8_ONNX, threads)
-            return Predictor("int8", "onnxruntime", ort_prepare(run.input_dtype), ort_forward(session),
-                             str(qdir / INT8_ONNX))
-        from trainwise.deploy.quantize import load_torch_int8
-
-        module = load_torch_int8(run, meta, qdir / INT8_TORCH)
-        return Predictor("int8", "torch", torch_prepare(run.prep), torch_forward(module), str(qdir / INT8_TORCH))
-    raise TrainwiseError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
 
 
 def decode(outputs: np.ndarray, prep: Preprocess) -> tuple[list[Any], np.ndarray | None]:

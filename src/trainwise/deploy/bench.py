@@ -19,13 +19,14 @@ from trainwise.deploy.artifacts import (
     EXPORT_FILES,
     QUANT_DIR,
     eval_inputs,
-    load_predictor,
     open_run,
     ort_forward,
     ort_prepare,
     ort_session,
     quiet_torch,
 )
+from trainwise.deploy.predict import load_predictor
+from trainwise.deploy.quantize import onnx_fp32
 from trainwise.deploy.timing import measure
 from trainwise.errors import TrainwiseError
 
@@ -102,11 +103,9 @@ def bench_infer(run_dir: str | Path, repeats: int = 15, skip: list[str] | tuple[
             note = f"{EXPORT_DIR}/{path.name}"
             try:
                 if not path.is_file():
-                    from trainwise.deploy.quantize import _onnx_fp32
-
                     path = Path(tmp) / "model.onnx"
                     note = "temporary export"
-                    _onnx_fp32(run, run.model, path, log)
+                    onnx_fp32(run, run.model, path, log)
                 add("onnxruntime", ort_forward(ort_session(path)), {b: ort_prepare(run.input_dtype)(x)
                                                                     for b, x in raws.items()}, note)
             except Exception as exc:  # noqa: BLE001

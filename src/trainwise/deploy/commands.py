@@ -1,5 +1,5 @@
-"""CLI commands for shipping a run (export, quantize, serve, bench-infer); torch is imported inside commands, so
-``trainwise --help`` stays fast."""
+"""CLI commands for shipping a run (export, quantize, serve, bench-infer); torch is imported inside commands
+(every import inside a function here is deferred on purpose), so ``trainwise --help`` stays fast."""
 
 from __future__ import annotations
 

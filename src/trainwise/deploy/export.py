@@ -25,6 +25,8 @@ from trainwise.deploy.artifacts import (
     ort_session,
     quiet_torch,
     read_meta,
+    torch_forward,
+    torch_prepare,
 )
 from trainwise.errors import TrainwiseError
 from trainwise.run.rundir import write_json
@@ -47,7 +49,7 @@ def root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
 
 
-def _example(raw: np.ndarray) -> torch.Tensor:
+def example_batch(raw: np.ndarray) -> torch.Tensor:
     # Batch 2, not 1: torch.export specialises dimensions whose example size is 0 or 1, which would pin the batch.
     x = raw[:2] if len(raw) >= 2 else np.concatenate([raw, raw])[:2]
     return torch.from_numpy(np.ascontiguousarray(x))
@@ -57,7 +59,7 @@ def _batch_dim() -> Any:
     return torch.export.Dim("batch", min=1)
 
 
-def _export_onnx(wrapped: torch.nn.Module, example: torch.Tensor, dest: Path) -> None:
+def export_onnx(wrapped: torch.nn.Module, example: torch.Tensor, dest: Path) -> None:
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
@@ -82,7 +84,7 @@ def _export_torchscript(wrapped: torch.nn.Module, example: torch.Tensor, dest: P
 
 
 EXPORTERS: dict[str, Callable[[torch.nn.Module, torch.Tensor, Path], None]] = {
-    "onnx": _export_onnx, "torch-export": _export_program, "torchscript": _export_torchscript}
+    "onnx": export_onnx, "torch-export": _export_program, "torchscript": _export_torchscript}
 
 
 def load_artifact(fmt: str, path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
@@ -102,8 +104,6 @@ def load_artifact(fmt: str, path: Path, threads: int | None = None) -> Callable[
 def parity(run: Run, artefact: Callable[[np.ndarray], np.ndarray], raw: np.ndarray,
            batches: tuple[int, ...] = PARITY_BATCHES) -> dict[str, Any]:
     """Max |artefact(raw) − eager(preprocess(raw))| per batch size, on held-out inputs."""
-    from trainwise.deploy.artifacts import torch_forward, torch_prepare
-
     eager = torch_forward(run.model)
     prepare = torch_prepare(run.prep)
     if len(raw) < max(batches):  # tiny test splits: repeat samples so the large batch size is really exercised
@@ -152,7 +152,7 @@ def export_run(run: Run, fmt: str, force: bool = False, tolerance: float = TOLER
         log(f"exporting {run.model_name} to {fmt} ...")
         t0 = time.perf_counter()
         try:
-            EXPORTERS[fmt](wrapped, _example(raw), tmp_file)
+            EXPORTERS[fmt](wrapped, example_batch(raw), tmp_file)
         except TrainwiseError:
             raise
         except Exception as exc:  # exporters raise many types; the user needs the model, the format and why

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from trainwise.build import load_data
+from trainwise.data.images import decode
+from trainwise.deploy.artifacts import raw_inputs
 from trainwise.errors import TrainwiseError
 
 # Pixels an input image may declare in its header: ample for any photo (a 50-megapixel camera), and checked before
@@ -27,9 +30,6 @@ def is_image(path: Path) -> bool:
 
 def training_range(cfg: Any, prep: Any) -> tuple[float, float]:
     """Min and max raw pixel value of the run's training split (rebuilt from its config and seed)."""
-    from trainwise.deploy.artifacts import raw_inputs
-    from trainwise.runner import load_data
-
     x = raw_inputs(load_data(cfg).train.x, prep)
     return float(x.min()), float(x.max())
 
@@ -45,11 +45,9 @@ def read_image(path: Path, prep: Any, cfg: Any) -> np.ndarray:
     channels, (height, width) = (shape[0], shape[1:]) if len(shape) == 3 else (1, shape)
     if channels not in (1, 3):
         raise TrainwiseError(f"the run's images have {channels} channels; image files work for 1 or 3")
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # deferred: Pillow loads only when an image is read
 
     if cfg.data.source == "images":  # the exact decode of training (data/images.py); raw 0..255 like its cache
-        from trainwise.data.images import decode
-
         try:
             return decode(path, height, channels).astype(np.float32)[None]  # (1, C, S, S)
         except (UnidentifiedImageError, OSError, ValueError) as exc:

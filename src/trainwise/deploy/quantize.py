@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainwise.build import load_data
 from trainwise.deploy.artifacts import (
     EXPORT_DIR,
     EXPORT_FILES,
@@ -52,10 +53,12 @@ from trainwise.deploy.artifacts import (
     torch_prepare,
     train_inputs,
 )
+from trainwise.deploy.export import example_batch, export_onnx, root_cause
 from trainwise.deploy.timing import measure
 from trainwise.errors import TrainwiseError
-from trainwise.run.rundir import write_json
+from trainwise.run.rundir import save_weights, write_json
 from trainwise.safety import refuse_existing
+from trainwise.train.loop import fit
 
 METHODS = ("dynamic", "static", "qat")
 BACKENDS = ("torch", "onnxruntime")
@@ -167,8 +170,6 @@ def qat_finetune(run: Run, splits: Any, groups: list[list[str]], epochs: int, lr
                  log: Callable[[str], None]) -> nn.Sequential:
     """Fine-tune a fake-quantized copy with ``trainwise.fit`` (the run's optimizer, loss and schedule)."""
     from torch.ao.quantization import get_default_qat_qconfig, prepare_qat
-
-    from trainwise.train.loop import fit
 
     torch.backends.quantized.engine = ENGINE
     with quiet_torch():
@@ -316,12 +317,10 @@ def load_torch_int8(run: Run, meta: dict[str, Any], path: Path) -> nn.Module:
 
 # ---- onnxruntime ------------------------------------------------------------------------------------------------
 
-def _onnx_fp32(run: Run, model: nn.Module, dest: Path, log: Callable[[str], None]) -> None:
-    from trainwise.deploy.export import _example, _export_onnx
-
+def onnx_fp32(run: Run, model: nn.Module, dest: Path, log: Callable[[str], None]) -> None:
     raw, _, _, _ = eval_inputs(run, 2)
     log("exporting an fp32 ONNX graph for onnxruntime ...")
-    _export_onnx(WithPreprocess(model, run.prep).eval(), _example(raw), dest)
+    export_onnx(WithPreprocess(model, run.prep).eval(), example_batch(raw), dest)
 
 
 def _preprocessed(src: Path, dest: Path) -> Path:
@@ -397,8 +396,6 @@ def quantize_run(run: Run, method: str, backend: str = "auto", force: bool = Fal
     out_dir = run.run_dir / QUANT_DIR
     refuse_existing(out_dir, force, "quantized output", folder=True)
     backends = BACKENDS if backend == "auto" else (backend,)
-    from trainwise.runner import load_data
-
     seed = int(run.cfg.seed)
     splits = load_data(run.cfg)
     raw_test, _, y_test, split = eval_inputs(run, None, splits)
@@ -422,10 +419,8 @@ def quantize_run(run: Run, method: str, backend: str = "auto", force: bool = Fal
         if not exported_ok and "onnxruntime" in backends:  # no export, or one that failed parity: a fresh graph
             fp32_onnx = work / "fp32.onnx"
             try:
-                _onnx_fp32(run, run.model, fp32_onnx, log)
+                onnx_fp32(run, run.model, fp32_onnx, log)
             except Exception as exc:  # noqa: BLE001 - recorded as the onnxruntime candidate's failure below
-                from trainwise.deploy.export import root_cause
-
                 onnx_error = f"the model cannot be exported to ONNX ({root_cause(exc)})"
 
         prepared = None
@@ -482,7 +477,7 @@ def quantize_run(run: Run, method: str, backend: str = "auto", force: bool = Fal
                 src = fp32_onnx
                 if method == "qat":  # the fine-tuned weights, in the original layout, as a fresh fp32 graph
                     src = work / "qat-fp32.onnx"
-                    _onnx_fp32(run, qat_float_model(run, prepared, groups), src, log)  # type: ignore[arg-type]
+                    onnx_fp32(run, qat_float_model(run, prepared, groups), src, log)  # type: ignore[arg-type]
                 dest = result_dir / INT8_ONNX
                 with quiet_torch():
                     ort_quantize(src, dest, "dynamic" if method == "dynamic" else "static", calib_raw, reduce_range)
@@ -581,8 +576,6 @@ def quantize_run(run: Run, method: str, backend: str = "auto", force: bool = Fal
 
 
 def _safetensors_bytes(model: nn.Module, path: Path) -> int:
-    from trainwise.run.rundir import save_weights
-
     save_weights(path, model.state_dict())
     return path.stat().st_size
 
@@ -611,6 +604,3 @@ def render(r: dict[str, Any]) -> str:
                      "convolutions are slow); for convolutional models use --method static")
     return "\n".join(lines)
 
-
-def read_quantize_meta(run: Run) -> dict[str, Any]:
-    return read_meta(run.run_dir / QUANT_DIR / "quantize.json")

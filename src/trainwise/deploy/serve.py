@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from trainwise.deploy.artifacts import Run, decode, load_predictor, open_run, require_supervised
+from trainwise.deploy.artifacts import Run, decode, open_run, require_supervised
+from trainwise.deploy.predict import load_predictor
 from trainwise.errors import TrainwiseError
 
 # Limits on what one request may hold (docs/deploy.md, docs/security.md): checked before the model sees anything.

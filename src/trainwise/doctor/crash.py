@@ -13,7 +13,6 @@ import json
 import re
 import traceback
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import torch
@@ -85,42 +84,6 @@ def crash_fixes(kind: str, message: str, where: dict[str, Any]) -> tuple[str, li
     return (f"{kind}: {message.splitlines()[0] if message else ''}" + (f" in {layer}" if where.get("module") else ""),
             [f"fix the exception raised at {where.get('file', '?')}:{where.get('line', '?')}"
              + (f" (`{where['code']}`)" if where.get("code") else "")])
-
-
-class CrashRecorder:
-    """``with CrashRecorder(out_dir, model, state):`` around the epoch loop. An exception leaving the block (not a
-    KeyboardInterrupt, not a clean stop) is written to ``out_dir/error.json`` and the run's diagnosis to
-    ``diagnosis.json``, then re-raised unchanged."""
-
-    def __init__(self, out_dir: Path | None, model: nn.Module, state: Any, flush: Any = None) -> None:
-        self.out_dir, self.model, self.state, self.flush = out_dir, model, state, flush
-
-    def __enter__(self) -> CrashRecorder:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
-        if exc is None or self.out_dir is None or not isinstance(exc, Exception):
-            return False
-        from trainwise.train.state import TrainingInterrupted
-
-        if isinstance(exc, TrainingInterrupted):
-            return False
-        try:
-            record = {"type": type(exc).__name__, "message": str(exc), "where": crash_site(exc, self.model),
-                      "step": getattr(self.state, "global_step", None), "epoch": getattr(self.state, "epoch", None),
-                      "batch": getattr(self.state, "pos", None)}
-            from trainwise.run.rundir import write_json
-
-            write_json(self.out_dir / "error.json", record)
-            if self.flush is not None:
-                self.flush()  # metrics and monitors written so far, so the diagnosis reads the whole run
-            from trainwise.doctor.diagnose import diagnose_run
-
-            write_json(self.out_dir / "diagnosis.json", {"findings": [f.to_dict() for f in diagnose_run(self.out_dir)]})
-        except Exception:  # noqa: BLE001 - recording must never hide the user's own exception
-            pass
-        return False
 
 
 def read_error(run_dir: Path) -> dict[str, Any] | None:

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainwise.safety import check_inside
+
 RELU_LIKE = (nn.ReLU, nn.ReLU6)
 SATURATING = (nn.Sigmoid, nn.Tanh)
 ACTIVATIONS = (*RELU_LIKE, *SATURATING, nn.LeakyReLU, nn.GELU, nn.SiLU)
@@ -61,8 +63,6 @@ class Monitor:
         self.nonfinite: list[dict[str, Any]] = []
         self._f = None
         if path is not None:
-            from trainwise.safety import check_inside
-
             check_inside(path, path.parent, "log")  # a link out of the run directory is never truncated or appended to
             if truncate_to is not None and path.exists():
                 with open(path, "r+b") as f:

@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from trainwise.errors import TrainwiseError, suggest
+from trainwise.safety import check_memory, gb
 
 DATA_ARGS = ("in_shape", "out_dim")
 
@@ -61,7 +62,8 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
-def _check_type(name: str, key: str, value: Any, tp: Any) -> Any:
+def check_type(name: str, key: str, value: Any, tp: Any) -> Any:
+    """``value`` checked against the type hint ``tp`` of model ``name``'s argument ``key`` (ints widen to float)."""
     origin = typing.get_origin(tp)
     options = typing.get_args(tp) if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (tp,)
     for opt in options:
@@ -87,7 +89,7 @@ def create_model(name: str, in_shape: tuple[int, ...] | list[int], out_dim: int,
         if key not in args:
             raise TrainwiseError(f"model '{name}' has no argument '{key}'{suggest(key, args)}; "
                                  f"its arguments are: {', '.join(args) or 'none'}")
-        clean[key] = _check_type(name, key, value, args[key][0])
+        clean[key] = check_type(name, key, value, args[key][0])
     _check_size(spec, tuple(in_shape), out_dim, clean)
     try:
         return spec.builder(in_shape=tuple(in_shape), out_dim=out_dim, **clean)
@@ -106,8 +108,6 @@ def _check_size(spec: ModelSpec, in_shape: tuple[int, ...], out_dim: int, args: 
     import warnings
 
     import torch
-
-    from trainwise.safety import check_memory, gb
 
     try:
         with torch.device("meta"), warnings.catch_warnings():

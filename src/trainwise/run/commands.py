@@ -1,10 +1,13 @@
-"""``trainwise runs`` and ``trainwise compare``: reading run directories (no torch import on these paths)."""
+"""``trainwise runs`` and ``trainwise compare``: reading run directories (no torch import on these paths).
+
+The command bodies are imported inside the commands (deferred: ``trainwise --help`` only builds the parser)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from trainwise.errors import TrainwiseError
 from trainwise.run.runs import SORT_KEYS
 
 EPILOG_RUNS = """\
@@ -48,8 +51,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         dest = Path(args.html)
         if dest.exists() and not args.force and not dest.is_dir():
-            from trainwise.errors import TrainwiseError
-
             raise TrainwiseError(f"'{dest}' already exists; pass --force to replace it (nothing was written)")
     print_comparison(runs)
     if args.html:

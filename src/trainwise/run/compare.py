@@ -16,8 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainwise.checkup.report import CSP, SCRIPT, STYLE, embed_png
 from trainwise.errors import TrainwiseError
-from trainwise.run.runs import describe, load_history, read_config, read_json
+from trainwise.run.runs import describe, load_history, read_config, read_json, rich_console
 from trainwise.run.tracking import flatten
 
 if TYPE_CHECKING:
@@ -137,9 +138,7 @@ def _fmt(v: Any) -> str:
 def print_comparison(runs: list[Run]) -> None:
     from rich.table import Table
 
-    from trainwise.run.runs import _console
-
-    console = _console()
+    console = rich_console()
     labels = [r.label for r in runs]
 
     diff = config_diff(runs)
@@ -211,8 +210,6 @@ def _plot(runs: list[Run], key: str) -> Figure:
 
 def compare_html(runs: list[Run]) -> str:
     """The comparison as one self-contained HTML page."""
-    from trainwise.doctor.report import CSP, SCRIPT, STYLE, _png
-
     labels = [r.label for r in runs]
     head = "".join(f"<th>{_e(lb)}</th>" for lb in labels)
 
@@ -233,7 +230,7 @@ def compare_html(runs: list[Run]) -> str:
              + "</section>",
              f'<section id="metrics"><h2>Final metrics</h2>{table(final_metrics(runs), True)}</section>']
     keys = curve_keys(runs)
-    imgs = "".join(_png(_plot(runs, k), f"{k} per epoch, all runs") for k in keys)
+    imgs = "".join(embed_png(_plot(runs, k), f"{k} per epoch, all runs") for k in keys)
     parts.append(f'<section id="curves"><h2>Curves</h2>{imgs or "<p class=note>no per-epoch curves recorded</p>"}'
                  "</section>")
     title = "trainwise compare: " + " vs ".join(labels)
@@ -252,7 +249,8 @@ def write_compare_html(runs: list[Run], dest: str | Path, force: bool = False) -
         raise TrainwiseError(f"--html '{out}' is a directory; give a file name such as {out / 'compare.html'}")
     if out.exists() and not force:
         raise TrainwiseError(f"'{out}' already exists; pass --force to replace it (nothing was written)")
-    from trainwise.run.rundir import write_text  # atomic: never half a page under the final name
+    # atomic: never half a page under the final name. deferred: run.rundir imports torch; compare stays torch-free
+    from trainwise.run.rundir import write_text
 
     write_text(out, compare_html(runs))
     return out

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save
 
 from trainwise.errors import TrainwiseError
 from trainwise.run.paths import check_new_run_dir, new_run_dir  # noqa: F401  (re-exported)
+from trainwise.safety import check_inside
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -96,8 +97,6 @@ class MetricsLog:
     def __init__(self, path: Path | None, truncate_to: int | None = None) -> None:
         self.path = path
         if path is not None:
-            from trainwise.safety import check_inside
-
             check_inside(path, path.parent, "log")  # a link out of the run directory is never truncated or appended to
         if path is not None and truncate_to is not None and path.exists():
             # Resume: drop events written after the restored checkpoint; the resumed run writes them again.

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trainwise.errors import TrainwiseError
+from trainwise.errors import TrainwiseError, suggest
 
 # A run without summary.json and without a status.json this machine can check (one trained elsewhere, or before
 # status.json existed) is taken to be training still when its files changed this recently (a run writes
@@ -96,7 +96,9 @@ def mark_process(rd: Path, state: str, **extra: Any) -> None:
     import os
     import socket
 
-    from trainwise.run.rundir import write_json
+    from trainwise.run.rundir import (
+        write_json,  # deferred: rundir imports torch; `trainwise runs` stays torch-free
+    )
 
     write_json(rd / PROCESS_FILE, {"state": state, "pid": os.getpid(), "host": socket.gethostname(), **extra})
 
@@ -228,8 +230,6 @@ def list_runs(root: str | Path = "runs", sort: str = "started", reverse: bool = 
     if not base.is_dir():
         raise TrainwiseError(f"'{base}' is not a directory; give the folder that holds run directories")
     if sort not in SORT_KEYS:
-        from trainwise.errors import suggest
-
         raise TrainwiseError(f"--sort {sort} is not one of {', '.join(SORT_KEYS)}{suggest(sort, SORT_KEYS)}")
     own = describe(base)
     if own is not None:
@@ -260,7 +260,7 @@ def _fmt_wall(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _console() -> Any:
+def rich_console() -> Any:
     """A rich console; written to a file or pipe, 160 columns unless COLUMNS says otherwise (rich would fold
     every table to 80)."""
     import os
@@ -276,7 +276,7 @@ def print_runs(rows: list[dict[str, Any]], root: str | Path) -> None:
     """The rows as a rich table on stdout."""
     from rich.table import Table
 
-    console = _console()
+    console = rich_console()
     if not rows:
         console.print(f"no runs in {root}")
         return

@@ -15,7 +15,10 @@ from torch import nn
 from torchmetrics.functional.classification import binary_auroc
 
 from trainwise.errors import TrainwiseError
+from trainwise.models.autoencoder import kl_divergence
+from trainwise.run.plots import save_image_grid
 from trainwise.tasks.base import Task
+from trainwise.tasks.registry import TaskArgs, register_paradigm
 
 
 def _per_sample_sq_error(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -33,6 +36,7 @@ class Autoencoding(Task):
     def __init__(self, anomaly_labels: bool = False) -> None:
         self.anomaly_labels = anomaly_labels
         self.main_metric = "auroc" if anomaly_labels else "recon_mse"
+        self.metric_names = ("recon_mse", "auroc") if anomaly_labels else ("recon_mse",)
 
     def train_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         recon = model(x)  # same shape as x
@@ -64,6 +68,7 @@ class VariationalAutoencoding(Task):
 
     name = "vae"
     main_metric = "elbo"
+    metric_names = ("elbo", "recon", "kl")
     supervised = False
 
     def __init__(self, kl_weight: float = 1.0, samples: int = 64) -> None:
@@ -71,8 +76,6 @@ class VariationalAutoencoding(Task):
 
     @staticmethod
     def _terms(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from trainwise.models.autoencoder import kl_divergence
-
         recon, mu, logvar = model(x)
         rec = 0.5 * (recon.float() - x.float()).pow(2).flatten(1).sum(1)  # (B,)
         return rec, kl_divergence(mu.float(), logvar.float()), recon
@@ -100,8 +103,6 @@ class VariationalAutoencoding(Task):
                device: torch.device) -> dict[str, Any]:
         if out_dir is None or not hasattr(model, "sample"):
             return {}
-        from trainwise.run.plots import save_image_grid
-
         model.eval()
         g = torch.Generator(device=device).manual_seed(0)
         with torch.inference_mode():
@@ -115,3 +116,13 @@ class VariationalAutoencoding(Task):
                             "top: test inputs, bottom: reconstructions")
             return {"artifacts": ["samples.png", "reconstructions.png"]}
         return {}
+
+
+@register_paradigm("autoencoder")
+def autoencoder_task(a: TaskArgs) -> Task:
+    return Autoencoding(anomaly_labels=a.cfg.data.holdout_class is not None)
+
+
+@register_paradigm("vae")
+def vae_task(a: TaskArgs) -> Task:
+    return VariationalAutoencoding(a.cfg.paradigm.kl_weight, a.cfg.paradigm.samples)

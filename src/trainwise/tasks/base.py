@@ -23,6 +23,9 @@ class Task:
 
     name = "task"
     main_metric = "loss"
+    # Every metric ``metrics`` may report (some only when defined, e.g. AUROC with every class present): what
+    # ``train.monitor`` may name as ``val/<metric>``, checked before training starts.
+    metric_names: tuple[str, ...] = ()
     out_dim = 1
     supervised = True  # preflight's loss-at-init and label checks apply
     counts_correct = False  # the cheap on-device train accuracy applies
@@ -98,28 +101,6 @@ def fixed_rng(device: torch.device, seed: int = 0) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
-
-
-def make_task(kind: str, num_classes: int = 0, label_smoothing: float = 0.0, y_mean: float = 0.0,
-              y_std: float = 1.0, cfg: Any = None) -> Task:
-    """The task for a data kind and, when ``cfg`` is given, its ``paradigm.name``."""
-    from trainwise.tasks.classification import Classification
-    from trainwise.tasks.regression import Regression
-
-    paradigm = cfg.paradigm.name if cfg is not None else "supervised"
-    if paradigm != "supervised":
-        from trainwise.tasks.paradigms import make_paradigm
-
-        return make_paradigm(paradigm, cfg, num_classes, label_smoothing)
-    if kind == "seq2seq":
-        raise TrainwiseError("sequence-to-sequence data needs paradigm.name=seq2seq")
-    if kind == "classification":
-        return Classification(num_classes, label_smoothing)
-    if kind == "multilabel":
-        from trainwise.tasks.multilabel import MultiLabel
-
-        return MultiLabel(num_classes)
-    return Regression(y_mean, y_std)
 
 
 def minimize(metric: str) -> bool:

@@ -8,11 +8,13 @@ import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_auroc, multiclass_f1_score
 
 from trainwise.tasks.base import Task
+from trainwise.tasks.registry import TaskArgs, register_task
 
 
 class Classification(Task):
     name = "classification"
     main_metric = "accuracy"
+    metric_names = ("accuracy", "f1_macro", "auroc")
     counts_correct = True
 
     def __init__(self, num_classes: int, label_smoothing: float = 0.0) -> None:
@@ -45,3 +47,8 @@ class Classification(Task):
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out.argmax(1)
+
+
+@register_task("classification")
+def classification_task(a: TaskArgs) -> Task:
+    return Classification(a.num_classes, a.label_smoothing)

@@ -17,6 +17,7 @@ from torch import nn
 
 from trainwise.errors import TrainwiseError
 from trainwise.tasks.base import Task, fixed_rng
+from trainwise.tasks.registry import TaskArgs, register_paradigm
 from trainwise.train.augment import kornia_pipeline, vector_views
 
 
@@ -33,6 +34,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 
 class Contrastive(Task):
     name = "contrastive"
+    metric_names = ("pos_acc",)
     main_metric = "pos_acc"  # fraction of anchors whose nearest neighbour among 2B−1 candidates is their twin
     supervised = False
 
@@ -109,3 +111,8 @@ def linear_probe(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], tes
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     probe.fit(f_train, train[1].numpy())
     return float(probe.score(f_test, test[1].numpy()))
+
+
+@register_paradigm("contrastive")
+def contrastive_task(a: TaskArgs) -> Task:
+    return Contrastive(a.cfg.paradigm.temperature)

@@ -18,11 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwise.errors import TrainwiseError
+from trainwise.run.plots import save_image_grid
 from trainwise.tasks.base import Task, fixed_rng
+from trainwise.tasks.registry import TaskArgs, register_paradigm
+from trainwise.train.checkpoint import flatten_optimizer, unflatten_optimizer
 
 
 class Adversarial(Task):
     name = "gan"
+    metric_names = ("d_real_acc", "d_fooled")
     main_metric = "d_fooled"  # fraction of fresh fakes the discriminator calls real (on val-sized batches)
     supervised = False
     # No validation number tracks sample quality (a fooled discriminator may just be a weak one), so the final
@@ -79,15 +83,11 @@ class Adversarial(Task):
             raise TrainwiseError(f"the generator makes {tuple(fake.shape[1:])} but the data is {tuple(x.shape[1:])}")
 
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        from trainwise.train.checkpoint import flatten_optimizer
-
         tensors, plain = flatten_optimizer(self.d.optimizer.state_dict())
         return {f"d_opt.{k}": v for k, v in tensors.items()}, {"d_optimizer": plain,
                                                                "d_schedule": self.d.schedule.state_dict()}
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> None:
-        from trainwise.train.checkpoint import unflatten_optimizer
-
         opt = {k[len("d_opt."):]: v for k, v in tensors.items() if k.startswith("d_opt.")}
         self.d.optimizer.load_state_dict(unflatten_optimizer(opt, plain["d_optimizer"]))
         self.d.schedule.load_state_dict(plain["d_schedule"])
@@ -117,8 +117,11 @@ class Adversarial(Task):
                                                          parts["test"][1].numpy())) if parts.get("test") else None,
         }
         if out_dir is not None and fakes.ndim == 4:
-            from trainwise.run.plots import save_image_grid
-
             save_image_grid(fakes[: self.samples], out_dir / "samples.png", "GAN samples")
             out["artifacts"] = ["samples.png"]
         return out
+
+
+@register_paradigm("gan")
+def gan_task(a: TaskArgs) -> Task:
+    return Adversarial(a.cfg.paradigm.d_lr_ratio, a.cfg.paradigm.samples)

@@ -8,11 +8,13 @@ import torch.nn.functional as F
 from torchmetrics.functional.classification import multilabel_accuracy, multilabel_auroc, multilabel_f1_score
 
 from trainwise.tasks.base import Task
+from trainwise.tasks.registry import TaskArgs, register_task
 
 
 class MultiLabel(Task):
     name = "multilabel"
     main_metric = "f1_macro"
+    metric_names = ("accuracy", "f1_macro", "exact_match", "auroc")
 
     def __init__(self, num_labels: int) -> None:
         self.num_labels = self.out_dim = num_labels
@@ -35,3 +37,8 @@ class MultiLabel(Task):
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return (out > 0).long()  # (B, L) 0/1
+
+
+@register_task("multilabel")
+def multilabel_task(a: TaskArgs) -> Task:
+    return MultiLabel(a.num_classes)

@@ -7,11 +7,13 @@ import torch.nn.functional as F
 from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
 
 from trainwise.tasks.base import Task
+from trainwise.tasks.registry import TaskArgs, register_task
 
 
 class Regression(Task):
     name = "regression"
     main_metric = "r2"
+    metric_names = ("mae", "rmse", "mse", "r2")
     out_dim = 1
 
     def __init__(self, y_mean: float = 0.0, y_std: float = 1.0) -> None:
@@ -35,3 +37,8 @@ class Regression(Task):
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out.squeeze(1) * self.y_std + self.y_mean
+
+
+@register_task("regression")
+def regression_task(a: TaskArgs) -> Task:
+    return Regression(a.y_mean, a.y_std)

@@ -12,6 +12,7 @@ from torch import nn
 
 from trainwise.errors import TrainwiseError
 from trainwise.tasks.base import Task
+from trainwise.tasks.registry import TaskArgs, register_paradigm
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -24,6 +25,7 @@ def decoder_input(tgt: torch.Tensor, bos: int = BOS) -> torch.Tensor:
 class Seq2Seq(Task):
     name = "seq2seq"
     main_metric = "exact_match"
+    metric_names = ("exact_match", "token_accuracy")
     supervised = False
 
     def __init__(self, beam_size: int = 1) -> None:
@@ -61,3 +63,8 @@ class Seq2Seq(Task):
         out = model(x, decoder_input(y))
         if out.ndim != 3 or out.shape[:2] != y.shape:
             raise TrainwiseError(f"the seq2seq model returned {tuple(out.shape)}; expected (B, T, vocab)")
+
+
+@register_paradigm("seq2seq")
+def seq2seq_task(a: TaskArgs) -> Task:
+    return Seq2Seq(a.cfg.paradigm.beam_size)

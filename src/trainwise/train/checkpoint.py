@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -28,11 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as _serialise
 
+from trainwise.config import to_dict
 from trainwise.errors import TrainwiseError
+from trainwise.run.rundir import save_weights, versions
+from trainwise.safety import check_inside
+from trainwise.train.distributed import DistContext
 
 MANIFEST = "manifest.json"
 # Seconds to pause between writing a checkpoint's files and its manifest. Only the kill-during-write tests set it.
@@ -331,10 +337,6 @@ def prune(ckpt_root: Path, keep: int, protect: set[str]) -> None:
 
 def rng_state(generators: dict[str, torch.Generator]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Python, NumPy (legacy global), torch CPU, every CUDA device, and named generators."""
-    import random
-
-    import numpy as np
-
     tensors = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -350,10 +352,6 @@ def rng_state(generators: dict[str, torch.Generator]) -> tuple[dict[str, torch.T
 
 def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any],
                   generators: dict[str, torch.Generator]) -> None:
-    import random
-
-    import numpy as np
-
     torch.set_rng_state(tensors["torch_cpu"])
     if torch.cuda.is_available():
         states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda_"))]
@@ -371,15 +369,12 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any],
 # ---- the loop's checkpointer ----------------------------------------------------------------------------------------
 
 
-def _write_inline() -> bool:
+def write_inline() -> bool:
     """Write checkpoints on the training thread when torch's intra-op threads already occupy every usable core.
 
     A background writer only helps when a core is free for it. With torch on all cores it competes with the training
-    steps instead: on the 2-core benchmark machine (torch: 2 threads) `benchmarks/bench_loop.py`'s digits MLP, 10
-    epochs with a checkpoint at each epoch end, measured background 57.3 vs inline 51.9 ms/epoch with the previous
-    writer (A/B at f7025cf), and with this one background 44.7 vs inline 40.8 ms/epoch (A/B, 9 interleaved rounds)
-    and 45.0 vs 41.1 in the benchmark itself, whose `trainwise background writer` row repeats the A/B in every run
-    (benchmarks/RESULTS.md).
+    steps instead: inline writes measured faster on the 2-core benchmark machine (A/B numbers, and the benchmark's
+    `trainwise background writer` row that repeats the comparison in every run, are in benchmarks/RESULTS.md).
     """
     try:
         cores = len(os.sched_getaffinity(0))
@@ -393,14 +388,10 @@ class Checkpointer:
 
     def __init__(self, run_dir: Path, cfg: Any, model: torch.nn.Module, stepper: Any, st: Any,
                  generators: dict[str, torch.Generator], reporter: Any, task: Any = None, dist: Any = None) -> None:
-        from trainwise.train.distributed import DistContext
-
         self.task = task  # a paradigm's own state (e.g. a GAN discriminator's optimizer) travels too
         # DDP: every rank snapshots (its RNG streams are gathered into rank 0's checkpoint); only rank 0 writes.
         self.dist = dist if dist is not None else DistContext()
         self.root = run_dir / "checkpoints"
-        from trainwise.safety import check_inside
-
         check_inside(self.root, run_dir, "checkpoints")  # pruning deletes folders: never through a link out of the run
         self.cfg, self.model, self.stepper, self.st = cfg, model, stepper, st
         self.generators, self.reporter = generators, reporter
@@ -422,10 +413,6 @@ class Checkpointer:
         """The whole training state. ``best_current``: the best weights were taken from the model just now, so they
         may be stored as an alias of the model's (or the EMA's) tensors instead of a second copy (a quarter of an
         AdamW checkpoint)."""
-        from omegaconf import OmegaConf
-
-        from trainwise.run.rundir import versions
-
         opt_tensors, opt_plain = flatten_optimizer(self.stepper.optimizer.state_dict())
         rng_tensors, rng_plain = rng_state(self.generators)
         mix_state = mix_rng.bit_generator.state if mix_rng is not None else None
@@ -460,7 +447,7 @@ class Checkpointer:
             "log_offset": self.log.tell() if self.log is not None else 0,
             "monitor_offset": self.monitor.tell() if self.monitor is not None else 0,
             "monitor": {"name": self.cfg.train.monitor, "value": last.get(self.cfg.train.monitor)},
-            "config": self._config_dict(OmegaConf),
+            "config": self._config_dict(),
             "versions": versions(),
         }
         model_sd = self.model.state_dict()
@@ -474,14 +461,14 @@ class Checkpointer:
                 state["best_alias"] = alias
         return CheckpointData({"model": model_sd, "optimizer": opt_tensors, "extra": extra}, state)
 
-    def _config_dict(self, omegaconf: Any) -> dict[str, Any]:
+    def _config_dict(self) -> dict[str, Any]:
         if self._config is None:  # the config does not change during a run: convert once
-            self._config = omegaconf.to_container(self.cfg, resolve=True)
+            self._config = to_dict(self.cfg)
         return self._config
 
     def save(self, mix_rng: Any, best: bool = False) -> None:
         """Snapshot the state now (a copy to CPU, serialised to JSON) and write it in the background, or right away
-        where a background thread would only compete with torch for the cores (``_write_inline``).
+        where a background thread would only compete with torch for the cores (``write_inline``).
 
         In the background, writing and fsyncing overlap with the next steps; at most one write is in flight (a new
         save first waits for the previous one). Stale best weights (``best_stale``) refresh ``best.safetensors`` in
@@ -504,8 +491,6 @@ class Checkpointer:
 
         def job() -> None:
             if best_copy is not None:
-                from trainwise.run.rundir import save_weights
-
                 save_weights(self.root.parent / "best.safetensors", best_copy)
             folder, files = write_checkpoint(self.root, step, data)
             reason = verify_written(folder, files)
@@ -517,7 +502,7 @@ class Checkpointer:
         self._start(job)
 
     def _start(self, job: Any) -> None:
-        if _write_inline():
+        if write_inline():
             self._run(job)
             self.wait()  # report a failure now rather than at the next save
             return
@@ -562,8 +547,6 @@ class Checkpointer:
         self.wait()
         if not (self.best_stale and self.st.best_state is not None and self.dist.main):
             return
-        from trainwise.run.rundir import save_weights
-
         try:
             save_weights(self.root.parent / "best.safetensors", self.st.best_state)
             self.best_stale = False
@@ -628,8 +611,6 @@ class Checkpointer:
                       self.generators)
         self.mix_rng_restored = None
         if mine["mix_rng"] is not None:
-            import numpy as np
-
             rng = np.random.default_rng()
             rng.bit_generator.state = mine["mix_rng"]
             self.mix_rng_restored = rng

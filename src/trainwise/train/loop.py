@@ -2,7 +2,7 @@
 
 Read it as a recipe in four phases:
 
-1. **build** (train/build.py): components from the config — splits, loaders, task, model checks and the doctor's
+1. **build** (train/components.py): components from the config — splits, loaders, task, model checks and the doctor's
    preflight, optimizer + schedule (:class:`~trainwise.train.step.Stepper`), run directory, checkpointer, logs and
    the loop's policies (train/policies.py). Everything that can be refused is refused here, before any step.
 2. **train_epoch**: the production step for every batch — augment, forward under autocast, weighted backward and,
@@ -31,19 +31,19 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.autograd.profiler import record_function
 
-from trainwise.config import from_kwargs, to_dict
+from trainwise.config import Config, from_kwargs, to_dict, typed
 from trainwise.data.loaders import epoch_seed
 from trainwise.data.splits import Splits
-from trainwise.doctor.crash import CrashRecorder
 from trainwise.doctor.diagnose import RunRecord, diagnose, load_record
 from trainwise.doctor.findings import render
+from trainwise.doctor.recorder import CrashRecorder
 from trainwise.errors import TrainwiseError
 from trainwise.run.plots import plot_curves
 from trainwise.run.rundir import save_weights, versions, write_json
 from trainwise.run.runs import clear_process, mark_process
-from trainwise.tasks.base import Task
+from trainwise.tasks import Task
 from trainwise.train import labels
-from trainwise.train.build import Loader, Training, build, seed_everything, set_frozen
+from trainwise.train.components import Loader, Training, build, seed_everything, set_frozen
 from trainwise.train.distributed import full_state_dict, load_full_state_dict, rank_seed
 from trainwise.train.policies import EARLY_STOPPING, NON_FINITE
 from trainwise.train.precision import autocast
@@ -96,10 +96,10 @@ def fit(model: nn.Module, data: Any, *, config: DictConfig | None = None, run_di
     return result
 
 
-def _fit(model: nn.Module, data: Any, cfg: DictConfig, run_dir: str | Path | None, quiet: bool,
+def _fit(model: nn.Module, data: Any, cfg: DictConfig | Config, run_dir: str | Path | None, quiet: bool,
          callbacks: Sequence[Callable[[dict[str, Any]], Any]], record_step_losses: bool,
          resume: str | Path | None) -> FitResult:
-    tr = build(model, data, cfg, run_dir=run_dir, quiet=quiet, callbacks=callbacks, resume=resume,
+    tr = build(model, data, typed(cfg), run_dir=run_dir, quiet=quiet, callbacks=callbacks, resume=resume,
                record_step_losses=record_step_losses, labels=labels.ACTIVE)
     st = tr.st
     # CrashRecorder: an exception escaping the epoch loop is written to RUN/error.json and diagnosed, then re-raised

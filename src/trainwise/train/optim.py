@@ -59,12 +59,13 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float 
     raise TrainwiseError(f"unknown optimizer '{name}'; use sgd, rmsprop, adam or adamw")
 
 
-def optimizer_from_config(module: nn.Module, o: Any, lr_ratio: float = 1.0,
-                          group_lr: bool = True) -> torch.optim.Optimizer:
+def optimizer_from_config(module: nn.Module, o: Any, lr_ratio: float = 1.0, group_lr: bool = True,
+                          weight_decay: float | None = None) -> torch.optim.Optimizer:
     """The optimizer the config's ``optim`` section describes (fit, lr-find and overfit-batch all build theirs here).
     ``lr_ratio`` scales the lr (a GAN's second optimizer); ``group_lr=False`` ignores ``optim.group_lr``, whose
-    prefixes name the main model's parameters."""
-    return build_optimizer(module, o.name, o.lr * lr_ratio, o.weight_decay, o.momentum, o.nesterov,
+    prefixes name the main model's parameters; ``weight_decay`` overrides the section's (overfit-batch: none)."""
+    decay = o.weight_decay if weight_decay is None else weight_decay
+    return build_optimizer(module, o.name, o.lr * lr_ratio, decay, o.momentum, o.nesterov,
                            (o.beta1, o.beta2), o.eps, dict(o.group_lr) if group_lr else {}, fused=o.fused)
 
 

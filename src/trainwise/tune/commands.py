@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trainwise.cli import allow_intermixed
+from trainwise.cli_common import allow_intermixed, split_train_args
 
 EPILOG = """\
 examples:
@@ -22,9 +22,7 @@ decay, schedule (+ warmup), dropout around the config's own values. Rerunning th
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from trainwise.cli import _split_train_args
-
-    config, overrides = _split_train_args(args.items)
+    config, overrides = split_train_args(args.items)
     from trainwise.tune.study import plan, run  # imports torch and optuna
 
     p = plan(config, args.preset, overrides, args.trials, args.storage, args.study, args.workers, args.out)

@@ -12,7 +12,7 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
@@ -22,10 +22,8 @@ from rich.table import Table
 
 from trainwise.config import to_yaml
 from trainwise.run.rundir import write_text
+from trainwise.tune.plan import Plan
 from trainwise.tune.space import overrides_for
-
-if TYPE_CHECKING:
-    from trainwise.tune.study import Plan
 
 SHOWN = 20  # rows of the printed leaderboard; the CSV has all
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from trainwise.errors import TrainwiseError
+from trainwise.errors import TrainwiseError, suggest
 
 if TYPE_CHECKING:
     import optuna
@@ -210,13 +210,13 @@ def default_space(cfg: DictConfig) -> list[Dim]:
     """The built-in space, in the usual order of importance, always containing the config's own values (so the
     baseline can be trial 0): learning rate, batch size, model width/depth, weight decay, schedule (+ warmup),
     dropout."""
-    from trainwise.models import get_spec  # imports torch; only called from the tune command
-
     specs: list[tuple[str, str, tuple[str, tuple[Any, ...]] | None]] = []
     lr = float(cfg.optim.lr)
     specs.append(("optim.lr", f"loguniform({_g(lr / 10)}, {_g(lr * 10)})", None))
     sizes = sorted({32, 64, 128, 256, int(cfg.data.batch_size)})
     specs.append(("data.batch_size", f"categorical({', '.join(map(str, sizes))})", None))
+    from trainwise.models import get_spec  # deferred: imports torch; this module stays torch-free
+
     args = get_spec(cfg.model.name).arguments()
     model = _plain(cfg.model)
 
@@ -272,8 +272,8 @@ def validate_space(dims: list[Dim], cfg: DictConfig, compose_with: Any) -> None:
 
     ``compose_with(overrides)`` composes the user's config plus extra overrides (raising TrainwiseError).
     """
-    from trainwise.models import get_spec
-    from trainwise.models.registry import _check_type
+    from trainwise.models import get_spec  # deferred: imports torch; this module stays torch-free
+    from trainwise.models.registry import check_type
 
     model_names = {str(cfg.model.name)}
     for d in dims:
@@ -286,13 +286,11 @@ def validate_space(dims: list[Dim], cfg: DictConfig, compose_with: Any) -> None:
             for name in model_names:
                 known.update(get_spec(name).arguments())
             if arg not in known:
-                from trainwise.errors import suggest
-
                 raise TrainwiseError(f"tune.space key '{d.key}': model '{cfg.model.name}' has no argument '{arg}'"
                                      f"{suggest(arg, known)}; its arguments are: {', '.join(known) or 'none'}")
             for v in d.probe_values():
                 try:
-                    _check_type(str(cfg.model.name), arg, v, known[arg][0])
+                    check_type(str(cfg.model.name), arg, v, known[arg][0])
                 except TrainwiseError as exc:
                     raise TrainwiseError(f"tune.space key '{d.key}' = {d.text!r}: {exc}") from None
             continue

@@ -18,7 +18,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,14 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from trainwise.config import compose, to_dict
+from trainwise.build import build_model, load_data
+from trainwise.config import compose
 from trainwise.errors import TrainingInterrupted, TrainwiseError
-from trainwise.tasks.base import minimize
+from trainwise.models import get_spec
+from trainwise.tasks import minimize
+from trainwise.train.loop import fit, seed_everything
+from trainwise.tune.outputs import write_outputs
+from trainwise.tune.plan import Plan
 from trainwise.tune.space import Dim, default_space, overrides_for, parse_space, validate_space
 
 HOST = socket.gethostname()
@@ -42,49 +46,6 @@ GRACE_S = 60  # a RUNNING trial without a heartbeat for this long belongs to a d
 OWNERLESS_S = 30
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ATTR = "trainwise"  # study user attribute recording what the study searches (checked on every resume)
-# Keys that may differ between invocations of one study (other machines, other loaders) without changing results.
-_MAY_DIFFER = ("tune.", "device", "data.num_workers", "data.pin_memory", "data.persistent_workers",
-               "data.prefetch_factor", "checkpoint.", "doctor.", "train.log_every")
-
-
-@dataclass
-class Plan:
-    """Everything a tune invocation needs, validated before any side effect."""
-
-    config: str | None
-    preset: str | None
-    overrides: list[str]
-    cfg: DictConfig
-    dims: list[Dim]
-    default_space: bool
-    metric: str
-    direction: str
-    study_name: str
-    out: Path
-    storage_url: str
-    trials: int
-    workers: int
-
-    def compose(self, extra: list[str]) -> DictConfig:
-        return compose(self.config, self.preset, [*self.overrides, *extra])
-
-    def record(self) -> dict[str, Any]:
-        """What a study must keep across resumes: its space, metric and the config it tunes."""
-        base = _flat(to_dict(self.cfg))
-        return {"space": {d.key: d.text for d in self.dims}, "metric": self.metric,
-                "config": {k: v for k, v in base.items() if not k.startswith(_MAY_DIFFER)}}
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v and k != "group_lr":
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def plan(config: str | None, preset: str | None, overrides: list[str], trials: int | None, storage: str | None,
          study: str | None, workers: int, out: str | None) -> Plan:
     """Compose and check everything (config, metric, space, paths); raises TrainwiseError, creates nothing."""
@@ -206,8 +167,6 @@ def base_value(cfg: DictConfig, key: str) -> Any:
         arg = key[len("model."):]
         if arg in cfg.model:
             return OmegaConf.select(cfg, key)
-        from trainwise.models import get_spec
-
         spec_args = get_spec(str(cfg.model.name)).arguments()
         return spec_args[arg][1] if arg in spec_args else None
     return OmegaConf.select(cfg, key, default=None)
@@ -340,9 +299,6 @@ def trial_dir(out: Path, number: int) -> Path:
 
 
 def make_objective(p: Plan) -> Callable[[optuna.trial.Trial], float]:
-    from trainwise.runner import build_model, load_data
-    from trainwise.train.loop import fit, seed_everything
-
     split, name = p.metric.split("/", 1)
     start = _proc_start(os.getpid())
 
@@ -513,8 +469,6 @@ def run(p: Plan, worker: str | None = None) -> int:
                                  + " (its error is printed above); rerun the same command to resume the study")
     if fail_dead_local_trials(study, storage):  # swept again: an owner-less trial may have aged past OWNERLESS_S
         work(p, study, p.trials, console)  # its retry is queued; run it if the study still needs trials
-    from trainwise.tune.outputs import write_outputs
-
     write_outputs(p, study, console)
     return 0
 

@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 
 from trainwise.errors import TrainwiseError
 from trainwise.runner import setup
-from trainwise.tasks.base import make_task
-from trainwise.train.optim import build_optimizer
+from trainwise.tasks import make_task
+from trainwise.train.optim import optimizer_from_config
 from trainwise.train.precision import autocast, grad_scaler
 from trainwise.train.schedule import Schedule
 from trainwise.train.step import Stepper
@@ -28,9 +28,7 @@ def overfit_batch(cfg: DictConfig, steps: int = 200, threshold: float = 0.05) ->
     bs = min(cfg.data.batch_size, len(splits.train))
     x, y = splits.train.x[:bs].to(device), splits.train.y[:bs].to(device)
     task = make_task(splits.task, splits.num_classes, 0.0, splits.preprocess.y_mean, splits.preprocess.y_std)
-    o = cfg.optim
-    opt = build_optimizer(model, o.name, o.lr, 0.0, o.momentum, o.nesterov, (o.beta1, o.beta2), o.eps,
-                          fused=o.fused)
+    opt = optimizer_from_config(model, cfg.optim, group_lr=False, weight_decay=0.0)
     stepper = Stepper(model, opt, Schedule(None, "never"), grad_scaler(precision, device), cfg.train.grad_clip, None)
     losses = []
     for _ in range(steps):

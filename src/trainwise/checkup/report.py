@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainwise.errors import TrainwiseError
+from trainwise.safety import refuse_existing, write_error
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -161,7 +162,7 @@ def _section(sid: str, title: str, body: str) -> str:
     return f'<section id="{_e(sid)}"><h2>{_e(title)}</h2>{body}</section>'
 
 
-def _png(fig: Figure, alt: str) -> str:
+def embed_png(fig: Figure, alt: str) -> str:
     """Render a Figure to an inline <img>. Figure objects (not pyplot) keep no global state and need no backend
     switch, so writing a report cannot disturb a caller's own matplotlib session."""
     buf = io.BytesIO()
@@ -264,7 +265,7 @@ def _curves(history: list[dict[str, Any]], events: list[dict[str, Any]], main_me
         if ax.lines:
             ax.legend()
     fig.tight_layout()
-    body = _png(fig, f"loss and {main_metric} per epoch, train and val")
+    body = embed_png(fig, f"loss and {main_metric} per epoch, train and val")
     steps = [(e["step"], e["loss"]) for e in events if e.get("split") == "train" and not e.get("epoch_end")
              and _finite(e.get("loss")) and "step" in e]
     if len(steps) >= 2:
@@ -275,7 +276,7 @@ def _curves(history: list[dict[str, Any]], events: list[dict[str, Any]], main_me
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        body += _png(fig, "training loss per log interval")
+        body += embed_png(fig, "training loss per log interval")
     else:
         body += _note(f"per-step training loss {NOT_RECORDED} (fewer than 2 log intervals; lower train.log_every)")
     return body
@@ -299,7 +300,7 @@ def _lr(history: list[dict[str, Any]], events: list[dict[str, Any]]) -> str:
     ax.set_title("learning-rate schedule")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig, "learning rate over training")
+    return embed_png(fig, "learning rate over training")
 
 
 def _layer_lines(records: list[dict[str, Any]], group: str, key: str) -> dict[str, list[tuple[int, float]]]:
@@ -330,7 +331,7 @@ def _plot_lines(lines: dict[str, list[tuple[int, float]]], title: str, ylabel: s
     if ax.lines:
         ax.legend(fontsize=8, ncol=max(1, len(lines) // 8), loc="best")
     fig.tight_layout()
-    return _png(fig, title)
+    return embed_png(fig, title)
 
 
 def _grad_norms(records: list[dict[str, Any]], have_file: bool) -> str:
@@ -406,17 +407,20 @@ def _timing(timing: list[dict[str, Any]], nonfinite: list[dict[str, Any]]) -> st
 def _predictions(rd: Path) -> tuple[str, str, str]:
     """(section id, title, body): a confusion matrix of the best weights on the test split for classification,
     predicted vs true for regression. Re-runs inference because the run stores metrics, not predictions."""
+    # deferred: torch and the modules below load only for this section (run.compare imports this module's page
+    # styles and stays torch-free)
     import torch
     from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-    from trainwise import runner
+    from trainwise.build import load_data
     from trainwise.data.loaders import make_loader
-    from trainwise.tasks.base import make_task
+    from trainwise.reopen import open_run
+    from trainwise.tasks import make_task
     from trainwise.train.precision import autocast, resolve_device, resolve_precision
 
     try:
-        _, cfg, prep, model = runner._open_run(rd)  # best weights (final when no best), eval mode
-        splits = runner.load_data(cfg)
+        _, cfg, prep, model = open_run(rd)  # best weights (final when no best), eval mode
+        splits = load_data(cfg)
         device = resolve_device(cfg.device)
     except TrainwiseError as exc:
         return "confusion", "Confusion matrix", _note(f"predictions not available: {exc}")
@@ -457,7 +461,7 @@ def _predictions(rd: Path) -> tuple[str, str, str]:
         ax.set_ylabel("predicted")
         ax.set_title(f"predicted vs true ({split_name})")
         fig.tight_layout()
-        return "predictions", "Predicted vs true", f"<p>{_e(where)}</p>" + _png(fig, "predicted vs true")
+        return "predictions", "Predicted vs true", f"<p>{_e(where)}</p>" + embed_png(fig, "predicted vs true")
 
     names = [str(c) for c in prep.class_names] or [str(i) for i in range(out.shape[1])]
     k = out.shape[1]
@@ -481,7 +485,7 @@ def _predictions(rd: Path) -> tuple[str, str, str]:
     ax.set_title(f"confusion matrix ({split_name}), accuracy {acc:.4f}")
     fig.tight_layout()
     body = (f"<p>{_e(where)}; accuracy from the matrix <b>{acc:.4f}</b>. Rows: true class; columns: predicted.</p>"
-            + _png(fig, f"confusion matrix on the {split_name} split"))
+            + embed_png(fig, f"confusion matrix on the {split_name} split"))
     if k <= 30:
         rows = [(names[i], *[int(v) for v in cm[i]], int(cm[i].sum()),
                  float(cm[i, i] / cm[i].sum()) if cm[i].sum() else "") for i in range(k)]
@@ -513,8 +517,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, force: bool
     if dest.is_dir():
         raise TrainwiseError(f"--out '{dest}' is a directory; give a file name such as {dest / 'report.html'}")
     if out is not None:  # a named output is the user's file: replaced only with --force (RUN_DIR/report.html is ours)
-        from trainwise.safety import refuse_existing
-
         refuse_existing(dest, force, "--out")
 
     import yaml
@@ -565,8 +567,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, force: bool
             " by trainwise report</p>\n"
             + f"<script>{SCRIPT}</script>\n</body></html>\n")
     # atomic: a crash never leaves half a report under the final name
-    from trainwise.run.rundir import write_text
-    from trainwise.safety import write_error
+    from trainwise.run.rundir import write_text  # deferred: imports torch (see _predictions)
 
     try:
         write_text(dest, page)

@@ -14,7 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwise.errors import TrainwiseError
+from trainwise.reopen import open_run
+from trainwise.tasks.base import Task
 from trainwise.tasks.classification import Classification
+from trainwise.tasks.registry import TaskArgs, register_paradigm
 
 
 class Distillation(Classification):
@@ -30,8 +33,6 @@ class Distillation(Classification):
         self.teacher: nn.Module | None = None
 
     def setup(self, model: nn.Module, build_stepper: Any) -> None:
-        from trainwise.runner import open_run
-
         _, _, prep, teacher = open_run(self.teacher_dir)
         if prep.task != "classification" or len(prep.class_names) != self.num_classes:
             raise TrainwiseError(f"the teacher run '{self.teacher_dir}' is not a {self.num_classes}-class "
@@ -51,3 +52,9 @@ class Distillation(Classification):
         soft = F.kl_div(F.log_softmax(s / temp, 1), F.log_softmax(t / temp, 1), reduction="batchmean",
                         log_target=True) * temp * temp
         return self.alpha * soft + (1 - self.alpha) * hard, s
+
+
+@register_paradigm("distill")
+def distill_task(a: TaskArgs) -> Task:
+    d = a.cfg.distill
+    return Distillation(a.num_classes, a.label_smoothing, d.teacher, d.temperature, d.alpha)

@@ -6,7 +6,7 @@ is useful, and blows up once it is too large. The suggestion is the lr where the
 decade of lr — large enough to learn quickly, still well below the blow-up.
 
 Data, model, optimizer (with its weight decay, betas, per-group lrs), gradient clipping, precision and the step
-itself are the training run's own (``runner.load_data``, ``runner.build_model``, ``build_optimizer``, ``Stepper``):
+itself are the training run's own (``build.load_data``, ``build.build_model``, ``optimizer_from_config``, ``Stepper``):
 a suggestion measured on a different step would not transfer. Augmentation, mixup and the config's lr schedule are
 left out on purpose: the sweep *is* the schedule, and random input changes would only add noise to the curve.
 """
@@ -21,7 +21,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from trainwise.data.loaders import make_loader
 from trainwise.errors import TrainwiseError
+from trainwise.run.rundir import write_json
+from trainwise.runner import setup
+from trainwise.tasks import make_task
+from trainwise.train.optim import optimizer_from_config
+from trainwise.train.precision import autocast, grad_scaler
+from trainwise.train.schedule import Schedule
+from trainwise.train.step import Stepper
 
 MIN_POINTS = 8  # recorded steps below which a steepest-slope estimate means nothing
 HALF_WINDOW_DECADES = 0.25  # the slope is measured across ±0.25 decade of lr, not between adjacent steps
@@ -95,15 +103,6 @@ def lr_find(cfg: DictConfig, out_dir: Path, *, start_lr: float = 1e-7, end_lr: f
     at their minimum (``min_loss_lr_div10`` the common alternative suggestion). The sweep stops early once the
     smoothed loss exceeds ``diverge`` × its minimum or the loss becomes non-finite.
     """
-    from trainwise.data.loaders import make_loader
-    from trainwise.run.rundir import write_json
-    from trainwise.runner import setup
-    from trainwise.tasks.base import make_task
-    from trainwise.train.optim import build_optimizer
-    from trainwise.train.precision import autocast, grad_scaler
-    from trainwise.train.schedule import Schedule
-    from trainwise.train.step import Stepper
-
     if not (0 < start_lr < end_lr) or not math.isfinite(end_lr):
         raise TrainwiseError(f"the lr sweep needs 0 < start_lr < end_lr (got {start_lr:g} and {end_lr:g})")
     if steps < MIN_POINTS:
@@ -125,8 +124,7 @@ def lr_find(cfg: DictConfig, out_dir: Path, *, start_lr: float = 1e-7, end_lr: f
                      splits.preprocess.y_std)
     loader = make_loader((splits.train.x, splits.train.y), d.batch_size, shuffle=True, drop_last=d.drop_last,
                          seed=cfg.seed, device=device)
-    optimizer = build_optimizer(model, o.name, o.lr, o.weight_decay, o.momentum, o.nesterov, (o.beta1, o.beta2),
-                                o.eps, dict(o.group_lr), fused=o.fused)
+    optimizer = optimizer_from_config(model, cfg.optim)
     # The factor multiplies each group's configured lr, so discriminative group lrs keep their ratio to optim.lr
     # while the base lr sweeps start_lr → end_lr geometrically over `steps` optimizer steps.
     growth = (end_lr / start_lr) ** (1.0 / (steps - 1))
