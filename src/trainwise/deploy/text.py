@@ -97,7 +97,7 @@ def read_texts(path: Path, cfg: Any) -> tuple[list[str], list[int], str]:
 
 
 def outputs(run: Any, x: np.ndarray, fmt: str) -> np.ndarray:
-    from trainwise.deploy.artifacts import load_predictor
+    from trainwise.deploy.predict import load_predictor
 
     return load_predictor(run, fmt).outputs(x)
 
@@ -151,7 +151,7 @@ def predict_file(rd: Path, cfg: Any, prep: Any, model: torch.nn.Module, inp: Pat
                              "graph); leave --format out")
     run = Run(rd, cfg, prep, model)
     if fmt != "eager":
-        from trainwise.deploy.artifacts import load_predictor
+        from trainwise.deploy.predict import load_predictor
 
         load_predictor(run, fmt)  # a missing artefact is reported before any input is read
     run_tokenizer(rd)
