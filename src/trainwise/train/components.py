@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -351,7 +351,7 @@ def make_stepper(model: nn.Module, task: Task, cfg: DictConfig, opt_steps_per_ep
     discriminator) get one configured the same way through ``task.setup``."""
     t = cfg.train
     total = opt_steps_per_epoch * t.epochs
-    mode = "min" if lower_better else "max"
+    mode: Literal["min", "max"] = "min" if lower_better else "max"
     stepped = task.parameters_module(model)  # the whole model, or the part the main optimizer owns
     optimizer = optimizer_from_config(stepped, cfg.optim)
     schedule = schedule_from_config(optimizer, cfg.schedule, total, opt_steps_per_epoch, mode)
