@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -266,8 +266,8 @@ def prepare_parts(data: Any, cfg: DictConfig, model: nn.Module) -> Parts:
     splits = _as_splits(data, cfg)
     if isinstance(splits, Splits):
         # A split is tensors (the in-memory path) or a Dataset (data.source=npy|images: memory-mapped, DataLoader path)
-        parts = {k: s if s is None or isinstance(s, torch.utils.data.Dataset) else (s.x, s.y)
-                 for k, s in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
+        parts: dict[str, Any] = {k: s if s is None or isinstance(s, torch.utils.data.Dataset) else (s.x, s.y)
+                                 for k, s in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
         out = Parts(splits, parts, splits.task, splits.num_classes, splits.preprocess.y_mean,
                     splits.preprocess.y_std)
     else:
@@ -332,7 +332,7 @@ def run_preflight(model: nn.Module, task: Task, p: Parts, loader: Loader, cfg: D
     if not isinstance(train, tuple):  # the user's own __getitem__, timed apart from trainwise's batching
         facts["fetch_s_per_sample"] = time_fetch(train)
     elif p.kind == "classification":  # do labels follow their inputs? (nearest neighbours, ≤ 2000 samples)
-        facts.update(label_agreement(*train, p.parts["val"] if isinstance(p.parts["val"], tuple) else None))
+        facts.update(label_agreement(train[0], train[1], p.parts["val"] if isinstance(p.parts["val"], tuple) else None))
     return found + split_found + struct_found + more, {**model_info, **facts}
 
 
@@ -422,7 +422,8 @@ def build(model: nn.Module, data: Any, cfg: DictConfig, *, run_dir: str | Path |
     preflight = run_preflight(model, task, p, train_loader, cfg, device) \
         if cfg.doctor.preflight and resume is None and task.supervised else None
     wrapped = wrap(model, dctx, device)  # DDP wrapper, or the model itself sharded in place by FSDP2
-    train_model = torch.compile(wrapped) if cfg.compile else wrapped
+    # torch.compile of a Module returns a Module (OptimizedModule); its stubs type the result as a bare callable
+    train_model = cast(nn.Module, torch.compile(wrapped)) if cfg.compile else wrapped
 
     # ---- accumulation and optimization ----------------------------------------------------------------------------
     steps_per_epoch, k = len(train_loader), t.accumulate
