@@ -187,8 +187,8 @@ def describe(rd: Path, now: float | None = None) -> dict[str, Any] | None:
         if cfg is None:
             row["problem"] = "config.yaml is missing or not valid YAML"
             return row
-        model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
-        paradigm = cfg.get("paradigm") if isinstance(cfg.get("paradigm"), dict) else {}
+        model = cfg["model"] if isinstance(cfg.get("model"), dict) else {}
+        paradigm = cfg["paradigm"] if isinstance(cfg.get("paradigm"), dict) else {}
         row["model"] = model.get("name")
         row["paradigm"] = paradigm.get("name", "supervised")
         row["started"] = (rd / "config.yaml").stat().st_mtime
@@ -209,7 +209,7 @@ def describe(rd: Path, now: float | None = None) -> dict[str, Any] | None:
             if not secs:
                 secs = [_number(m.get("epoch_s")) for m in read_jsonl(rd / "monitors.jsonl")
                         if m.get("kind") == "timing" and _number(m.get("epoch_s")) is not None]
-            row["wall"] = sum(secs) if secs else None  # type: ignore[arg-type]
+            row["wall"] = sum(secs) if secs else None
         row["metric"], row["metric_value"] = _main_metric(summary, history)
         diagnosis = read_json(rd / "diagnosis.json")
         if isinstance(diagnosis, dict) and isinstance(diagnosis.get("findings"), list):

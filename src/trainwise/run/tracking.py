@@ -311,7 +311,9 @@ class Tracker:
                 norms = {n: float(v["grad_norm"]) for n, v in (r.get("layers") or {}).items()
                          if _number(v.get("grad_norm")) is not None}
                 if norms:
-                    self._call(lambda b, s=int(r["step"]), g=norms: b.layers(s, g))
+                    def layers(b: Backend, s: int = int(r["step"]), g: dict[str, float] = norms) -> None:
+                        b.layers(s, g)
+                    self._call(layers)
         if event.get("split") == "val" or (event.get("epoch_end") and event.get("split") == "train"):
             self._call(lambda b: b.epoch_end())
 
