@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from trainwise.errors import TrainwiseError
 from trainwise.safety import refuse_existing, write_error
@@ -107,7 +107,7 @@ def _history_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[k] for k in sorted(rows)]
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -379,7 +379,8 @@ def _activations(records: list[dict[str, Any]], have_file: bool) -> str:
         body += _note("no ReLU, sigmoid or tanh layers were monitored: dead / saturated fractions do not apply")
     std = _layer_lines(records, "activations", "std")
     last = {n: pts[-1][1] for n, pts in std.items()}
-    rows = [(n, last.get(n), (dead.get(n) or [(0, "")])[-1][1], (sat.get(n) or [(0, "")])[-1][1]) for n in std]
+    blank: list[tuple[int, Any]] = [(0, "")]  # a layer without that measure: an empty cell
+    rows = [(n, last.get(n), (dead.get(n) or blank)[-1][1], (sat.get(n) or blank)[-1][1]) for n in std]
     if rows:
         body += "<h3>Last sample</h3>" + _table(rows, ("activation module", "std", "dead fraction",
                                                        "saturated fraction"))
