@@ -321,11 +321,11 @@ def test_diagnostic_experiments_refuse_non_supervised_configs(cli, untouched, co
 
 
 def test_misspelt_monitor_is_one_line_not_a_silent_fallback(cli, tmp_path):
-    # Checked at the first epoch end, before any weights are selected by it (so the run directory exists but holds
-    # no best/final weights); before the check the train loss silently stood in for an unknown metric.
+    # Checked against the task's metric names before any work (issue 14): no run directory is created. Before any
+    # check, the train loss silently stood in for an unknown metric.
     proc = cli("train", "--preset", "wine-mlp", "train.epochs=2", "train.monitor=val/acc", "--run-dir", "R", "--quiet")
     assert_user_error(proc, "train.monitor=val/acc", "val/accuracy")
-    assert not (tmp_path / "R" / "final.safetensors").exists()
+    assert not (tmp_path / "R").exists()
 
 
 def test_val_metric_without_val_split_selects_by_train_loss(tmp_path):

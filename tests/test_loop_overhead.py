@@ -91,11 +91,11 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("inline", [True, False])
 def test_inline_and_background_writers_write_the_same_checkpoints(tmp_path: Path, inline: bool,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ck, "_write_inline", lambda: inline)
+    monkeypatch.setattr(ck, "write_inline", lambda: inline)
     runs = []
     for k in range(2):  # the first with the writer under test, the second with the other one
         if k:
-            monkeypatch.setattr(ck, "_write_inline", lambda: not inline)
+            monkeypatch.setattr(ck, "write_inline", lambda: not inline)
         torch.manual_seed(0)
         model = trainwise.create_model("mlp", (64,), 10, hidden=[16])
         res = trainwise.fit(model, _digits(), run_dir=tmp_path / f"run{k}", epochs=3, device="cpu", precision="32",
@@ -118,7 +118,7 @@ def test_inline_and_background_writers_write_the_same_checkpoints(tmp_path: Path
 @pytest.mark.parametrize("inline", [True, False])
 def test_failed_write_is_reported_by_either_writer(tmp_path: Path, inline: bool,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ck, "_write_inline", lambda: inline)
+    monkeypatch.setattr(ck, "write_inline", lambda: inline)
     real, calls = ck.save_file, {"n": 0}
 
     def flaky(tensors, path):  # noqa: ANN001, ANN202

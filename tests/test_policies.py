@@ -172,3 +172,32 @@ def test_requested_reason_ends_the_run(reason: str) -> None:
     stop = Stopping(st, distributed=False)
     stop.request(reason)
     assert stop.ended and st.stopped == reason
+
+
+# ---- train.monitor, checked before any work --------------------------------------------------------------------------
+
+
+def test_each_task_declares_the_metrics_it_reports() -> None:
+    """``Task.metric_names`` is what ``train.monitor`` is checked against: it must cover what ``metrics`` returns."""
+    from trainwise.tasks import make_task
+
+    y = torch.arange(30) % 3
+    out = torch.randn(30, 3)
+    cls = make_task("classification", 3)
+    assert set(cls.metrics(out, y)) <= set(cls.metric_names) and cls.main_metric in cls.metric_names
+    reg = make_task("regression")
+    assert set(reg.metrics(torch.randn(30, 1), torch.randn(30))) <= set(reg.metric_names)
+    ml = make_task("multilabel", 4)
+    t = (torch.arange(120).reshape(30, 4) % 3 == 0).float()
+    assert set(ml.metrics(torch.randn(30, 4), t)) <= set(ml.metric_names)
+
+
+def test_misspelt_monitor_refused_before_any_work(tmp_path) -> None:  # noqa: ANN001
+    import trainwise
+    from trainwise.errors import TrainwiseError
+
+    x, y = torch.randn(64, 4), torch.arange(64) % 2
+    with pytest.raises(TrainwiseError, match=r"train\.monitor=val/f1 .*val/f1_macro"):
+        trainwise.fit(trainwise.create_model("mlp", (4,), 2, hidden=[8]), (x.numpy(), y.numpy()),
+                      run_dir=tmp_path / "r", monitor="val/f1")
+    assert not (tmp_path / "r").exists()

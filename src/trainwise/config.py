@@ -246,20 +246,30 @@ def _check_all_finite(cfg: DictConfig) -> None:
     walk(OmegaConf.to_container(cfg, resolve=False), "")
 
 
-def to_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)
+def typed(cfg: DictConfig | Config) -> Config:
+    """The composed, validated config as the schema's dataclasses (``cfg.model`` a plain dict): what the training
+    path reads. Converted once, where ``fit`` starts; attribute access on it costs what any Python object's does."""
+    if isinstance(cfg, Config):
+        return cfg
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
-def to_dict(cfg: DictConfig) -> dict[str, Any]:
+def to_dict(cfg: DictConfig | Config) -> dict[str, Any]:
+    if isinstance(cfg, Config):
+        return dataclasses.asdict(cfg)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def from_kwargs(base: DictConfig | None = None, **options: Any) -> DictConfig:
+def to_yaml(cfg: DictConfig | Config) -> str:
+    """The config as saved in ``RUN_DIR/config.yaml`` (the schema's key order)."""
+    return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)) if isinstance(cfg, Config) else cfg, resolve=True)
+
+
+def from_kwargs(base: DictConfig | Config | None = None, **options: Any) -> DictConfig:
     """Python-API options (``epochs=5``, ``optim={'lr': 1e-3}``, ``**{'optim.lr': 1e-3}``) applied over ``base``
     (default: the schema's defaults), validated like command-line overrides."""
     schema = _schema()
-    cfg = schema if base is None else _merge(
-        schema, cast(dict[str, Any], OmegaConf.to_container(base, resolve=True)), schema, "config")
+    cfg = schema if base is None else _merge(schema, to_dict(base), schema, "config")
     shortcuts = {f.name for f in dataclasses.fields(TrainConfig)}
     items = []
     for key, value in options.items():

@@ -272,6 +272,14 @@ class MLflowBackend(Backend):
         self.client.log_batch(self.run_id, tags=[RunTag("trainwise.status", "interrupted")])
         self.client.set_terminated(self.run_id, "KILLED")
 
+    def failed(self, error: str) -> None:
+        from mlflow.entities import RunTag
+
+        self.flush()
+        self.client.log_batch(self.run_id, tags=[RunTag("trainwise.status", "failed"),
+                                                 RunTag("trainwise.error", error[:500])])
+        self.client.set_terminated(self.run_id, "FAILED")
+
 
 class Tracker:
     """The loop's observer for all configured backends; see the module docstring."""
@@ -326,6 +334,12 @@ class Tracker:
     def interrupted(self) -> None:
         """A signal stopped the run (a checkpoint is saved): mark it, keep it resumable."""
         self._call(lambda b: b.interrupted() if isinstance(b, MLflowBackend) else None)
+        self.close()
+
+    def failed(self, exc: BaseException) -> None:
+        """An exception ended the run (RUN/error.json holds it): MLflow shows the run FAILED, not RUNNING forever."""
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        self._call(lambda b: b.failed(error) if isinstance(b, MLflowBackend) else None)
         self.close()
 
     def close(self) -> None:

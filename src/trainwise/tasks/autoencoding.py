@@ -36,6 +36,7 @@ class Autoencoding(Task):
     def __init__(self, anomaly_labels: bool = False) -> None:
         self.anomaly_labels = anomaly_labels
         self.main_metric = "auroc" if anomaly_labels else "recon_mse"
+        self.metric_names = ("recon_mse", "auroc") if anomaly_labels else ("recon_mse",)
 
     def train_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         recon = model(x)  # same shape as x
@@ -67,6 +68,7 @@ class VariationalAutoencoding(Task):
 
     name = "vae"
     main_metric = "elbo"
+    metric_names = ("elbo", "recon", "kl")
     supervised = False
 
     def __init__(self, kl_weight: float = 1.0, samples: int = 64) -> None:

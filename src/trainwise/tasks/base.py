@@ -23,6 +23,9 @@ class Task:
 
     name = "task"
     main_metric = "loss"
+    # Every metric ``metrics`` may report (some only when defined, e.g. AUROC with every class present): what
+    # ``train.monitor`` may name as ``val/<metric>``, checked before training starts.
+    metric_names: tuple[str, ...] = ()
     out_dim = 1
     supervised = True  # preflight's loss-at-init and label checks apply
     counts_correct = False  # the cheap on-device train accuracy applies

@@ -14,6 +14,7 @@ from trainwise.tasks.registry import TaskArgs, register_task
 class Classification(Task):
     name = "classification"
     main_metric = "accuracy"
+    metric_names = ("accuracy", "f1_macro", "auroc")
     counts_correct = True
 
     def __init__(self, num_classes: int, label_smoothing: float = 0.0) -> None:

@@ -34,6 +34,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 
 class Contrastive(Task):
     name = "contrastive"
+    metric_names = ("pos_acc",)
     main_metric = "pos_acc"  # fraction of anchors whose nearest neighbour among 2B−1 candidates is their twin
     supervised = False
 

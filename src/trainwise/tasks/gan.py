@@ -38,6 +38,7 @@ def _gan(model: nn.Module) -> _GANModel:
 
 class Adversarial(Task):
     name = "gan"
+    metric_names = ("d_real_acc", "d_fooled")
     main_metric = "d_fooled"  # fraction of fresh fakes the discriminator calls real (on val-sized batches)
     supervised = False
     # No validation number tracks sample quality (a fooled discriminator may just be a weak one), so the final

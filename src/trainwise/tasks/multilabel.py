@@ -14,6 +14,7 @@ from trainwise.tasks.registry import TaskArgs, register_task
 class MultiLabel(Task):
     name = "multilabel"
     main_metric = "f1_macro"
+    metric_names = ("accuracy", "f1_macro", "exact_match", "auroc")
 
     def __init__(self, num_labels: int) -> None:
         self.num_labels = self.out_dim = num_labels

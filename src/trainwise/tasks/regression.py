@@ -13,6 +13,7 @@ from trainwise.tasks.registry import TaskArgs, register_task
 class Regression(Task):
     name = "regression"
     main_metric = "r2"
+    metric_names = ("mae", "rmse", "mse", "r2")
     out_dim = 1
 
     def __init__(self, y_mean: float = 0.0, y_std: float = 1.0) -> None:

@@ -25,6 +25,7 @@ def decoder_input(tgt: torch.Tensor, bos: int = BOS) -> torch.Tensor:
 class Seq2Seq(Task):
     name = "seq2seq"
     main_metric = "exact_match"
+    metric_names = ("exact_match", "token_accuracy")
     supervised = False
 
     def __init__(self, beam_size: int = 1) -> None:

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from safetensors.torch import save as _serialise
 
+from trainwise.config import to_dict
 from trainwise.errors import TrainwiseError
 from trainwise.run.rundir import save_weights, versions
 from trainwise.safety import check_inside
@@ -370,15 +370,12 @@ def set_rng_state(tensors: dict[str, torch.Tensor], plain: dict[str, Any],
 # ---- the loop's checkpointer ----------------------------------------------------------------------------------------
 
 
-def _write_inline() -> bool:
+def write_inline() -> bool:
     """Write checkpoints on the training thread when torch's intra-op threads already occupy every usable core.
 
     A background writer only helps when a core is free for it. With torch on all cores it competes with the training
-    steps instead: on the 2-core benchmark machine (torch: 2 threads) `benchmarks/bench_loop.py`'s digits MLP, 10
-    epochs with a checkpoint at each epoch end, measured background 57.3 vs inline 51.9 ms/epoch with the previous
-    writer (A/B at f7025cf), and with this one background 44.7 vs inline 40.8 ms/epoch (A/B, 9 interleaved rounds)
-    and 45.0 vs 41.1 in the benchmark itself, whose `trainwise background writer` row repeats the A/B in every run
-    (benchmarks/RESULTS.md).
+    steps instead: inline writes measured faster on the 2-core benchmark machine (A/B numbers, and the benchmark's
+    `trainwise background writer` row that repeats the comparison in every run, are in benchmarks/RESULTS.md).
     """
     try:
         cores = len(os.sched_getaffinity(0))
@@ -451,7 +448,7 @@ class Checkpointer:
             "log_offset": self.log.tell() if self.log is not None else 0,
             "monitor_offset": self.monitor.tell() if self.monitor is not None else 0,
             "monitor": {"name": self.cfg.train.monitor, "value": last.get(self.cfg.train.monitor)},
-            "config": self._config_dict(OmegaConf),
+            "config": self._config_dict(),
             "versions": versions(),
         }
         model_sd = self.model.state_dict()
@@ -465,14 +462,14 @@ class Checkpointer:
                 state["best_alias"] = alias
         return CheckpointData({"model": model_sd, "optimizer": opt_tensors, "extra": extra}, state)
 
-    def _config_dict(self, omegaconf: Any) -> dict[str, Any]:
+    def _config_dict(self) -> dict[str, Any]:
         if self._config is None:  # the config does not change during a run: convert once
-            self._config = omegaconf.to_container(self.cfg, resolve=True)
+            self._config = to_dict(self.cfg)
         return self._config
 
     def save(self, mix_rng: Any, best: bool = False) -> None:
         """Snapshot the state now (a copy to CPU, serialised to JSON) and write it in the background, or right away
-        where a background thread would only compete with torch for the cores (``_write_inline``).
+        where a background thread would only compete with torch for the cores (``write_inline``).
 
         In the background, writing and fsyncing overlap with the next steps; at most one write is in flight (a new
         save first waits for the previous one). Stale best weights (``best_stale``) refresh ``best.safetensors`` in
@@ -506,7 +503,7 @@ class Checkpointer:
         self._start(job)
 
     def _start(self, job: Any) -> None:
-        if _write_inline():
+        if write_inline():
             self._run(job)
             self.wait()  # report a failure now rather than at the next save
             return

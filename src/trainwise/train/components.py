@@ -20,10 +20,9 @@ from typing import Any, Literal, cast
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
-from trainwise.config import to_dict, to_yaml
+from trainwise.config import Config, to_dict, to_yaml
 from trainwise.data.loaders import DeviceDataLoader, InMemoryLoader, make_loader
 from trainwise.data.sources import from_arrays
 from trainwise.data.splits import Splits, split_table
@@ -37,7 +36,7 @@ from trainwise.doctor.preflight import (
     label_agreement,
     time_fetch,
 )
-from trainwise.errors import TrainwiseError
+from trainwise.errors import TrainwiseError, suggest
 from trainwise.progress import Reporter
 from trainwise.run.rundir import MetricsLog, new_run_dir, write_json, write_text
 from trainwise.run.runs import mark_process
@@ -161,7 +160,7 @@ class Parts:
 class Training:
     """One training run's components and policies, as ``build`` made them (read by train/loop.py)."""
 
-    cfg: DictConfig
+    cfg: Config
     dctx: DistContext
     device: torch.device
     precision: str
@@ -200,7 +199,7 @@ class Training:
     step_losses: list[float] | None  # per micro-batch (record_step_losses): a host sync per step, tests only
     labels: bool = False  # profile=true: label per-step phases for torch.profiler
     t_start: float = 0.0
-    # Plain copies of what the step reads: attribute access on an OmegaConf node costs microseconds.
+    # Copies of what the step reads, named for the loop (the config is plain dataclasses: cheap to read anyway).
     steps_per_epoch: int = field(init=False)
     log_every: int = field(init=False)
     counts_correct: bool = field(init=False)  # classification: train accuracy is accumulated on the device
@@ -218,7 +217,7 @@ class Training:
 # ---- the steps of build --------------------------------------------------------------------------------------------
 
 
-def runtime(cfg: DictConfig) -> tuple[torch.device, DistContext, str]:
+def runtime(cfg: Config) -> tuple[torch.device, DistContext, str]:
     """Device, process group (torchrun's environment → DDP / FSDP; a no-op in one process), seeds and precision."""
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's requirement for reproducible GEMMs
@@ -238,7 +237,7 @@ def runtime(cfg: DictConfig) -> tuple[torch.device, DistContext, str]:
     return device, dctx, resolve_precision(cfg.precision, device)
 
 
-def _as_splits(data: Any, cfg: DictConfig) -> Splits | dict[str, Any]:
+def _as_splits(data: Any, cfg: Config) -> Splits | dict[str, Any]:
     """Accept a Splits, (x, y) arrays to split, or a dict of pre-split ``{"train": (x, y) | Dataset, ...}``."""
     if isinstance(data, Splits):
         return data
@@ -261,7 +260,7 @@ def _to_tensors(part: Any) -> tuple[torch.Tensor, torch.Tensor] | torch.utils.da
         torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
 
 
-def prepare_parts(data: Any, cfg: DictConfig, model: nn.Module) -> Parts:
+def prepare_parts(data: Any, cfg: Config, model: nn.Module) -> Parts:
     """Split (or take as given) the data and work out the task's kind and number of classes."""
     splits = _as_splits(data, cfg)
     if isinstance(splits, Splits):
@@ -288,7 +287,7 @@ def prepare_parts(data: Any, cfg: DictConfig, model: nn.Module) -> Parts:
     return out
 
 
-def make_loaders(p: Parts, cfg: DictConfig, device: torch.device,
+def make_loaders(p: Parts, cfg: Config, device: torch.device,
                  dctx: DistContext) -> tuple[Loader, Loader | None, Loader | None]:
     d = cfg.data
 
@@ -313,7 +312,7 @@ def make_loaders(p: Parts, cfg: DictConfig, device: torch.device,
     return train_loader, loader(p.parts["val"], False), loader(p.parts["test"], False)
 
 
-def run_preflight(model: nn.Module, task: Task, p: Parts, loader: Loader, cfg: DictConfig,
+def run_preflight(model: nn.Module, task: Task, p: Parts, loader: Loader, cfg: Config,
                   device: torch.device) -> tuple[list[Any], dict[str, Any]]:
     """The doctor's checks before the first step (doctor/preflight.py): data, splits, structure, the model at
     initialisation. Eval + inference_mode: changes no weights, statistics or RNG."""
@@ -336,7 +335,18 @@ def run_preflight(model: nn.Module, task: Task, p: Parts, loader: Loader, cfg: D
     return found + split_found + struct_found + more, {**model_info, **facts}
 
 
-def selection_metric(cfg: DictConfig, has_val: bool, task: Task) -> str:
+def check_monitor(cfg: Config, task: Task) -> None:
+    """``train.monitor`` must name a metric this task reports (as ``val/<metric>``, or ``train/loss`` /
+    ``train/accuracy`` / ``lr``): refused before any work, not after the first epoch."""
+    names = ["train/loss", *(["train/accuracy"] if task.counts_correct else []), "val/loss",
+             *(f"val/{m}" for m in task.metric_names), "lr"]
+    monitor = cfg.train.monitor
+    if monitor not in names:
+        raise TrainwiseError(f"train.monitor={monitor} is not a metric this run reports{suggest(monitor, names)}; "
+                             f"choose one of {', '.join(names)}")
+
+
+def selection_metric(cfg: Config, has_val: bool, task: Task) -> str:
     """``train.monitor``, or its train/ stand-in when there is no validation split."""
     t = cfg.train
     monitor = t.monitor if has_val or not t.monitor.startswith("val/") else t.monitor.replace("val/", "train/", 1)
@@ -345,7 +355,7 @@ def selection_metric(cfg: DictConfig, has_val: bool, task: Task) -> str:
     return monitor
 
 
-def make_stepper(model: nn.Module, task: Task, cfg: DictConfig, opt_steps_per_epoch: int, lower_better: bool,
+def make_stepper(model: nn.Module, task: Task, cfg: Config, opt_steps_per_epoch: int, lower_better: bool,
                  precision: str, device: torch.device, distributed: bool) -> Stepper:
     """Optimizer + schedule + step machinery for the main model; paradigms that step a second part (a GAN's
     discriminator) get one configured the same way through ``task.setup``."""
@@ -368,7 +378,7 @@ def make_stepper(model: nn.Module, task: Task, cfg: DictConfig, opt_steps_per_ep
     return stepper
 
 
-def open_run_dir(cfg: DictConfig, run_dir: str | Path | None, resume: str | Path | None, dctx: DistContext,
+def open_run_dir(cfg: Config, run_dir: str | Path | None, resume: str | Path | None, dctx: DistContext,
                  p: Parts) -> Path | None:
     """A new run directory (``runs/<name>-<stamp>`` or the given path, which must not exist) with config.yaml and
     preprocess.json, or the one being resumed. Only rank 0 creates it; every rank learns its path."""
@@ -386,7 +396,7 @@ def open_run_dir(cfg: DictConfig, run_dir: str | Path | None, resume: str | Path
     return out_dir
 
 
-def make_augment(cfg: DictConfig, p: Parts, loader: Loader, device: torch.device) -> BatchAugment:
+def make_augment(cfg: Config, p: Parts, loader: Loader, device: torch.device) -> BatchAugment:
     d, t = cfg.data, cfg.train
     images = first_batch(loader)[0].ndim == 4  # (B, C, H, W)
     if t.cutmix_alpha > 0 and not images:
@@ -404,7 +414,7 @@ def make_augment(cfg: DictConfig, p: Parts, loader: Loader, device: torch.device
                         t.cutmix_alpha)
 
 
-def build(model: nn.Module, data: Any, cfg: DictConfig, *, run_dir: str | Path | None, quiet: bool,
+def build(model: nn.Module, data: Any, cfg: Config, *, run_dir: str | Path | None, quiet: bool,
           callbacks: Sequence[Callable[[dict[str, Any]], Any]], resume: str | Path | None,
           record_step_losses: bool, labels: bool = False) -> Training:
     """Everything before the first batch, in this order: runtime → data and task → model checks and preflight →
@@ -413,6 +423,7 @@ def build(model: nn.Module, data: Any, cfg: DictConfig, *, run_dir: str | Path |
     device, dctx, precision = runtime(cfg)
     p = prepare_parts(data, cfg, model)
     task = make_task(p.kind, p.num_classes, t.label_smoothing, p.y_mean, p.y_std, cfg=cfg)
+    check_monitor(cfg, task)
     train_loader, val_loader, test_loader = make_loaders(p, cfg, device, dctx)
 
     model.to(device)
