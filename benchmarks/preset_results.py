@@ -338,9 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {ok} (mean {'yes' if row['met_mean'] else 'no'}, worst {'yes' if row['met_worst'] else 'no'})"
               f" — {row['result']} ({row['seconds']:.0f} s per seed)", flush=True)
         if not args.dry:  # recorded after each check, so a long run interrupted keeps what it measured
+            # Re-read first: another invocation (other checks, run in parallel) may have recorded rows meanwhile.
+            rows = json.loads(store.read_text()) if store.is_file() else {}
             rows[name] = row
             store.parent.mkdir(exist_ok=True)
-            store.write_text(json.dumps(rows, indent=2, default=str))
+            tmp = store.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(rows, indent=2, default=str))
+            tmp.replace(store)
             write_docs(rows)
     return 0
 
