@@ -283,6 +283,8 @@ NOTES: dict[str, str] = {
     "non-image inputs (shift is skipped there), which would break `trainwise train data.source=csv ...` from the "
     "default preset; its training time (15–78 s per seed at load 5–7, kornia's import included in the first) "
     "needs measuring on a quiet machine.",
+    "digits-images": "its single run predates the retune of the digits-cnn recipe it mirrors (then warmup_cosine at "
+    "lr 0.003, batch 64; both presets now use one-cycle at 0.01, batch 32).",
     "adding-lstm / adding-rnn": "the bar was \"LSTM ≤ 0.05; vanilla RNN not (MSE > 0.1)\". Whether the vanilla RNN "
     "learns the adding problem at length 100 flips with the seed and with last-bit numerics: it sat at the 0.167 "
     "baseline on seed 0 until the fused Adam kernel (same algorithm, different last bits) gave 0.082, and over seeds "
@@ -300,7 +302,8 @@ def write_docs(rows: dict[str, dict[str, Any]]) -> None:
              "is the seed mean ± sample standard deviation, then min–max and every seed's value in seed order. The "
              "bar is judged on the seed mean and on the worst seed (every seed must meet its floor); *met* is "
              "`mean / worst`. Seconds are the preset's own training run (`trainwise train --preset NAME`), mean "
-             "per seed. Raw rows, per seed: `benchmarks/results/presets.json`.", "",
+             "per seed. Raw rows, per seed: `benchmarks/results/presets.json`. A row whose seeds read *0 only* is a single "
+             "run recorded before results were multi-seed, not yet re-measured (`preset_results.py NAME` does it).", "",
              "| preset | bar | seeds | result | met (mean / worst) | seconds |", "|---|---|---|---|---|---|"]
     for name in CHECKS:
         if name not in rows:
