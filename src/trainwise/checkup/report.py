@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from trainwise.errors import TrainwiseError
+from trainwise.run.jsonl import read_jsonl
 from trainwise.safety import refuse_existing, write_error
 
 if TYPE_CHECKING:
@@ -75,20 +76,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:  # a torn last line after a kill
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
 
 
 def _history_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -530,13 +517,13 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, force: bool
         raise TrainwiseError(f"'{rd / 'config.yaml'}' does not hold a config mapping")
     summary = _read_json(rd / "summary.json")
     summary = summary if isinstance(summary, dict) else {}
-    events = _read_jsonl(rd / "metrics.jsonl")
+    events = read_jsonl(rd / "metrics.jsonl")
     history = _read_json(rd / "history.json")
     if not isinstance(history, list):
         history = _history_from_events(events)
     history = [h for h in history if isinstance(h, dict) and _finite(h.get("epoch"))]
     mon_path = rd / "monitors.jsonl"
-    mon = _read_jsonl(mon_path)
+    mon = read_jsonl(mon_path)
     records = [m for m in mon if "kind" not in m]
     timing = [m for m in mon if m.get("kind") == "timing"]
     nonfinite = [m for m in mon if m.get("kind") == "nonfinite"]

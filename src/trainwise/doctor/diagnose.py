@@ -20,6 +20,7 @@ import yaml
 from trainwise.doctor.crash import crash_fixes, read_error
 from trainwise.doctor.findings import TIER, Finding
 from trainwise.errors import TrainwiseError
+from trainwise.run.jsonl import read_jsonl
 
 
 @dataclass
@@ -38,20 +39,6 @@ class RunRecord:
     error: dict[str, Any] | None = None  # error.json of a crashed run
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:  # a torn last line after a crash
-            continue
-        if isinstance(event, dict):
-            out.append(event)
-    return out
-
-
 def _read_json_object(path: Path) -> dict[str, Any]:
     """A run's JSON file as a dict; missing, torn or damaged reads as absent (a crashed run is still diagnosed from
     what survives)."""
@@ -67,7 +54,7 @@ def load_record(run_dir: str | Path) -> RunRecord:
     if not rd.is_dir() or not (rd / "config.yaml").is_file():
         raise TrainwiseError(f"'{rd}' is not a run directory (no config.yaml); give a directory made by "
                              "'trainwise train'")
-    events = _read_jsonl(rd / "metrics.jsonl")
+    events = read_jsonl(rd / "metrics.jsonl")
     history: list[dict[str, Any]] = []
     by_epoch: dict[int, dict[str, Any]] = {}
     for e in events:  # rebuild per-epoch rows from the log, so a crashed run (no history.json) is readable
@@ -81,7 +68,7 @@ def load_record(run_dir: str | Path) -> RunRecord:
             row = by_epoch.setdefault(e["epoch"], {"epoch": e["epoch"], "step": e.get("step")})
             row.update({f"val/{k}": v for k, v in e.items() if k not in ("step", "epoch", "split")})
     history = [by_epoch[k] for k in sorted(by_epoch)]
-    mon = _read_jsonl(rd / "monitors.jsonl")
+    mon = read_jsonl(rd / "monitors.jsonl")
     pre = _read_json_object(rd / "preflight.json")
     summary = _read_json_object(rd / "summary.json")
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwise.errors import TrainwiseError, suggest
+from trainwise.run.jsonl import read_jsonl
 
 # A run without summary.json and without a status.json this machine can check (one trained elsewhere, or before
 # status.json existed) is taken to be training still when its files changed this recently (a run writes
@@ -33,22 +34,6 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return []
-    out = []
-    for line in text.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:  # a torn last line after a kill
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
 
 
 def history_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -402,14 +402,11 @@ def make_augment(cfg: Config, p: Parts, loader: Loader, device: torch.device) ->
     if t.cutmix_alpha > 0 and not images:
         raise TrainwiseError("train.cutmix_alpha needs image inputs (N, C, H, W); use train.mixup_alpha for "
                              "tabular data")
-    if d.augment == "kornia" and not images:
-        raise TrainwiseError("data.augment=kornia needs image inputs (N, C, H, W)")
     kornia = None
-    if d.augment == "kornia":
+    if d.augment == "kornia" and images:  # like shift: an image augmentation means nothing to tabular features
         xb = first_batch(loader)[0]
         kornia = kornia_pipeline(xb.shape[-2], xb.shape[-1], "light").to(device)
     mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and p.kind == "classification"
-    # a pixel shift means nothing to tabular features
     return BatchAugment(d.augment == "shift" and images, kornia, mixing, p.num_classes, t.mixup_alpha,
                         t.cutmix_alpha)
 
