@@ -27,6 +27,7 @@ TEST_WORKERS ?= auto
 test: $(STAMP)
 	bash scripts/system-deps.sh
 	$(BIN)/ruff check src tests benchmarks recipes
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The property-based tests (tests/test_fuzz.py) with many more examples than `make test` runs (8 per property).
@@ -39,6 +40,7 @@ system-deps:
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks recipes
+	$(BIN)/mypy
 
 # Benchmarks run in their own environment, which also holds the peers (lightning, accelerate) pinned to the same
 # torch; the test environment above never needs them. Timed runs hold a lock so two benchmarks never overlap.

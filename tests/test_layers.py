@@ -7,8 +7,8 @@ x``). ``from trainwise.pkg import name`` counts as an import of ``trainwise.pkg.
 
 The layers, lowest first (a module may import its own layer and the layers below it, never a layer above):
 
-0. **foundation** — ``errors``, ``safety``, ``progress``, ``presets``, ``run.paths``, ``run.plots``: no knowledge of
-   data, models or training.
+0. **foundation** — ``errors``, ``safety``, ``progress``, ``presets``, ``run.paths``, ``run.plots``, ``run.jsonl``: no
+   knowledge of data, models or training.
 1. **data and models** — ``data/`` (sources, splits, loaders, images, npy), ``models/`` (the registry and the zoo),
    ``run.rundir`` (reading and writing a run directory's files).
 2. **config** — ``schema`` (every key declared once: type, default, choices, range, doc), ``config`` (composes and
@@ -40,7 +40,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "trainwise"
 # (layer, module patterns); fnmatch patterns, the most specific (longest) matching pattern decides.
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["trainwise.errors", "trainwise.safety", "trainwise.progress", "trainwise.presets",
-                    "trainwise.presets.*", "trainwise.run", "trainwise.run.paths", "trainwise.run.plots"]),
+                    "trainwise.presets.*", "trainwise.run", "trainwise.run.paths", "trainwise.run.plots", "trainwise.run.jsonl"]),
     ("data and models", ["trainwise.data", "trainwise.data.*", "trainwise.models", "trainwise.models.*",
                          "trainwise.run.rundir"]),
     ("config", ["trainwise.config", "trainwise.schema", "trainwise.config_docs"]),

@@ -118,6 +118,23 @@ def test_mlflow_store_holds_params_metrics_tags_artifacts(tmp_path: Path) -> Non
     assert not (Path.cwd() / "mlruns").exists()  # ... never in ./mlruns of the directory the command ran from
 
 
+def test_crash_mid_run_marks_the_mlflow_run_failed(tmp_path: Path) -> None:
+    """An exception escaping the loop (here: a callback raising in epoch 2) leaves the MLflow run FAILED with the
+    error as a tag, not RUNNING forever (issue 16)."""
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+
+    def boom(event: dict) -> None:
+        if event.get("epoch") == 1 and event.get("split") == "val":
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        _train(tmp_path, BOTH, f"tracking.mlflow_uri={uri}", callbacks=(boom,))
+    (r,) = _query_store(uri).values()
+    assert r["status"] == "FAILED"
+    assert r["tags"]["trainwise.status"] == "failed" and "disk on fire" in r["tags"]["trainwise.error"]
+    assert (tmp_path / "run" / "error.json").is_file()
+
+
 def test_default_mlflow_store_is_sqlite_beside_the_runs(tmp_path: Path) -> None:
     result = _train(tmp_path, "tracking.backends=[mlflow]")
     db = tmp_path / "mlflow" / "mlflow.db"

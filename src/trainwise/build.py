@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ def load_data(cfg: DictConfig) -> Splits:
         from trainwise.data.text import load_text
 
         return load_text(cfg)
-    table = load_source(d.source, d.path, d.target, d.task, OmegaConf.to_container(d.options, resolve=True))
+    table = load_source(d.source, d.path, d.target, d.task,
+                        cast(dict[str, Any], OmegaConf.to_container(d.options, resolve=True)))
     # A GAN's generator ends in tanh: its real images are scaled to [-1, 1] instead of standardised.
     scale: bool | str = "range" if (cfg.paradigm.name == "gan" and d.standardize and table.kind == "image") \
         else d.standardize

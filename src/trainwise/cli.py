@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from trainwise.cli_common import allow_intermixed, split_train_args
 from trainwise.errors import TrainingInterrupted, TrainwiseError
@@ -40,7 +41,7 @@ Transfer learning: model.init_from=RUN_DIR|FILE|preset:NAME. Full reference: doc
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse would print the usage block too)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse would print the usage block too)
         sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
         raise SystemExit(2)
 

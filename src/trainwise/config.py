@@ -11,7 +11,7 @@ import copy
 import dataclasses
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -44,7 +44,7 @@ CHOICES: dict[str, tuple[str, ...]] = declared_choices()
 def _all_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
     keys = []
     for k in cfg.keys():
-        full = f"{prefix}{k}"
+        full = f"{prefix}{k!s}"
         keys.append(full)
         v = cfg._get_node(k)  # noqa: SLF001 - OmegaConf has no public "is node a dict" without resolving
         if isinstance(v, DictConfig) and k != "model" and full not in ("tune.space", "data.options"):
@@ -141,10 +141,10 @@ def _merge(base: DictConfig, data: dict[str, Any], schema: DictConfig, where: st
     # The model section is replaced wholesale when the name changes: arguments of one model mean nothing to another.
     model = data.get("model")
     if isinstance(model, dict) and "name" in model and model["name"] != base.model.get("name"):
-        base = OmegaConf.merge(base, {})
+        base = cast(DictConfig, OmegaConf.merge(base, {}))
         base.model = {}
     try:
-        return OmegaConf.merge(base, data)
+        return cast(DictConfig, OmegaConf.merge(base, data))
     except OmegaConfBaseException as exc:
         raise _friendly(exc, schema, where) from None
     except TypeError as exc:  # OmegaConf: "Cannot merge incompatible container types" (a list where a dict goes)
@@ -312,7 +312,7 @@ def from_kwargs(base: DictConfig | Config | None = None, **options: Any) -> Dict
     combined: dict[str, Any] = {}
     if items and all(_merge_into(combined, _nested(key, value)) for key, value in items):
         try:
-            cfg = OmegaConf.merge(cfg, combined)
+            cfg = cast(DictConfig, OmegaConf.merge(cfg, combined))
             items = []
         except Exception:  # noqa: BLE001 - redone option by option below, which raises the precise error
             pass

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from trainwise.schema import Config, leaf_fields, sections
 
@@ -111,7 +112,7 @@ def _yaml(value: Any) -> str:
 def _default(f: dataclasses.Field[Any]) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
-    return f.default_factory()  # type: ignore[misc]
+    return cast(Callable[[], Any], f.default_factory)()
 
 
 def _values(f: dataclasses.Field[Any]) -> str:

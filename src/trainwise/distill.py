@@ -8,7 +8,7 @@ with ``distill.alpha=0`` (plain cross-entropy through the same code path), so th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -50,7 +50,7 @@ def distill(cfg: DictConfig, out_dir: Path, quiet: bool = True) -> dict[str, Any
     _, _, _, teacher = open_run(teacher_dir)
     teacher_metrics = evaluate_run(teacher_dir, "test")
     student = train(cfg, run_dir=out_dir / "student", quiet=quiet)
-    twin_cfg = OmegaConf.merge(cfg, {"distill": {"alpha": 0.0}, "name": cfg.name.replace("-student", "-no-teacher")})
+    twin_cfg = cast(DictConfig, OmegaConf.merge(cfg, {"distill": {"alpha": 0.0}, "name": cfg.name.replace("-student", "-no-teacher")}))
     twin = train(twin_cfg, run_dir=out_dir / "no-teacher", quiet=quiet)
     main = student.summary["main_metric"]
     result = {

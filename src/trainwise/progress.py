@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -22,7 +22,7 @@ class Reporter:
         self.main_metric = main_metric
         self.total_epochs = total_epochs
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._header_done = False
 
     def info(self, text: str) -> None:

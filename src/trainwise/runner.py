@@ -87,7 +87,7 @@ def init_weights(model: torch.nn.Module, source: str | Path, strict: bool = Fals
         weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     own = model.state_dict()
     matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
-    report = {"source": str(src), "loaded": len(matched),
+    report: dict[str, Any] = {"source": str(src), "loaded": len(matched),
               "missing": sorted(k for k in own if k not in matched),
               "unexpected": sorted(k for k in weights if k not in own),
               "mismatched": sorted(k for k in weights if k in own and own[k].shape != weights[k].shape)}

@@ -96,7 +96,9 @@ class DataConfig:
     prefetch_factor: int | None = opt(None, "`null`: torch's default")
     drop_last: bool = opt(False, "drop the last partial training batch")
     augment: str = opt("none", "`shift`: random ±1-pixel translation of images; `kornia`: kornia's batched crop, "
-                       "affine, brightness/contrast and blur on the device", choices=("none", "shift", "kornia"))
+                       "affine, brightness/contrast and blur on the device. Image inputs (N, C, H, W) only: with "
+                       "other inputs both are skipped (so an image preset's setting does not block a CSV run)",
+                       choices=("none", "shift", "kornia"))
     holdout_class: int | None = opt(None, "anomaly detection: this class is removed before splitting and all its "
                                     "samples go to the test split, labelled 1")
     classes: list[int] | None = opt(None, "keep only these classes, relabelled 0..k−1 in the given order (e.g. "
@@ -347,7 +349,7 @@ def leaf_fields() -> Iterator[tuple[str, dataclasses.Field[Any]]]:
     for section, cls in sections():
         for f in dataclasses.fields(cls):
             if dataclasses.is_dataclass(f.default_factory):  # a nested section (data.tokenizer): its own keys
-                for g in dataclasses.fields(f.default_factory):  # type: ignore[arg-type]
+                for g in dataclasses.fields(f.default_factory):
                     yield f"{section}.{f.name}.{g.name}", g
                 continue
             yield f"{section}.{f.name}", f

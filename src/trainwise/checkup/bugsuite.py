@@ -716,7 +716,8 @@ def run_one(build: Build, seed: int, root: Path, name: str) -> tuple[list[dict[s
 def run_suite(seed: int = 0, part: str = "all", controls: bool = True, only: set[str] | None = None,
               fresh: bool = False) -> dict[str, Any]:
     """Score the bug cases (and the FRESH ones when asked: reported apart, never part of the targets)."""
-    rows, ctrl = [], []
+    rows: list[dict[str, Any]] = []
+    ctrl: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for case in [*CASES, *(FRESH if fresh else [])]:

@@ -17,9 +17,10 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from trainwise.errors import TrainwiseError
+from trainwise.run.jsonl import read_jsonl
 from trainwise.safety import refuse_existing, write_error
 
 if TYPE_CHECKING:
@@ -77,20 +78,6 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:  # a torn last line after a kill
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
-
-
 def _history_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-epoch rows rebuilt from metrics.jsonl, for a run that died before writing history.json."""
     rows: dict[int, dict[str, Any]] = {}
@@ -107,7 +94,7 @@ def _history_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[k] for k in sorted(rows)]
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -379,7 +366,8 @@ def _activations(records: list[dict[str, Any]], have_file: bool) -> str:
         body += _note("no ReLU, sigmoid or tanh layers were monitored: dead / saturated fractions do not apply")
     std = _layer_lines(records, "activations", "std")
     last = {n: pts[-1][1] for n, pts in std.items()}
-    rows = [(n, last.get(n), (dead.get(n) or [(0, "")])[-1][1], (sat.get(n) or [(0, "")])[-1][1]) for n in std]
+    blank: list[tuple[int, Any]] = [(0, "")]  # a layer without that measure: an empty cell
+    rows = [(n, last.get(n), (dead.get(n) or blank)[-1][1], (sat.get(n) or blank)[-1][1]) for n in std]
     if rows:
         body += "<h3>Last sample</h3>" + _table(rows, ("activation module", "std", "dead fraction",
                                                        "saturated fraction"))
@@ -529,13 +517,13 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, force: bool
         raise TrainwiseError(f"'{rd / 'config.yaml'}' does not hold a config mapping")
     summary = _read_json(rd / "summary.json")
     summary = summary if isinstance(summary, dict) else {}
-    events = _read_jsonl(rd / "metrics.jsonl")
+    events = read_jsonl(rd / "metrics.jsonl")
     history = _read_json(rd / "history.json")
     if not isinstance(history, list):
         history = _history_from_events(events)
     history = [h for h in history if isinstance(h, dict) and _finite(h.get("epoch"))]
     mon_path = rd / "monitors.jsonl"
-    mon = _read_jsonl(mon_path)
+    mon = read_jsonl(mon_path)
     records = [m for m in mon if "kind" not in m]
     timing = [m for m in mon if m.get("kind") == "timing"]
     nonfinite = [m for m in mon if m.get("kind") == "nonfinite"]

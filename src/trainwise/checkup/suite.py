@@ -101,7 +101,8 @@ class _SlowDigits(Dataset):
 
 def _data_bound() -> tuple[list[str], dict[str, Any]]:
     model = create_model("mlp", (64,), 10, hidden=[64])
-    r = fit(model, {"train": _SlowDigits()}, run_dir=None, epochs=3, **{"data.batch_size": 32, "optim.lr": 0.01})
+    options: dict[str, Any] = {"data.batch_size": 32, "optim.lr": 0.01}
+    r = fit(model, {"train": _SlowDigits()}, run_dir=None, epochs=3, **options)
     return [f["code"] for f in r.findings if f["severity"] != "info"], r.summary
 
 
@@ -110,7 +111,7 @@ def run_suite(fast: bool = False, seed: int | None = None) -> dict[str, Any]:
 
     ``seed`` overrides every case's and preset's seed: the verdicts must not depend on it (checked with several)."""
     seeded = [] if seed is None else [f"seed={seed}"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for case in CASES:
         t = time.perf_counter()
         r = train(compose(None, case.preset, [*case.overrides, *seeded]), run_dir=None, quiet=True)
@@ -125,7 +126,7 @@ def run_suite(fast: bool = False, seed: int | None = None) -> dict[str, Any]:
                  "expected": ["data_bound"], "raised": codes, "recalled": "data_bound" in codes,
                  "false_positives": [c for c in codes if c != "data_bound"],
                  "seconds": round(time.perf_counter() - t, 1)})
-    healthy = []
+    healthy: list[dict[str, Any]] = []
     files = tempfile.TemporaryDirectory(prefix="trainwise-suite-")  # the image preset's PNG files and cache
     for name in preset_names():
         if name in MARGINAL_PRESETS:

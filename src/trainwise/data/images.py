@@ -73,6 +73,7 @@ def decode(path: Path, size: int, channels: int) -> np.ndarray:
     """One file → (C, S, S) uint8: convert, resize the shorter side to ``size``, centre crop. Raises on bad files."""
     from PIL import Image
 
+    img: Image.Image  # opened as an ImageFile, rebound to converted/resized copies
     with Image.open(path) as img:
         img.seek(0)  # GIF: the first frame
         img = img.convert("L" if channels == 1 else "RGB")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -225,7 +225,7 @@ class DeviceDataLoader:
         self.num_samples = self.sampler.num_samples  # this rank's samples per epoch
         pin = device.type == "cuda" if pin_memory is None else pin_memory
         self.non_blocking = pin and device.type == "cuda"
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if num_workers > 0:
             kwargs["persistent_workers"] = True if persistent_workers is None else persistent_workers
             if prefetch_factor is not None:
@@ -246,7 +246,7 @@ class DeviceDataLoader:
 
     def peek(self, k: int = 2) -> Batch:
         """The first ``k`` samples, loaded in this process (no worker start-up, RNG state left as it was)."""
-        x, y = collate(self.loader.dataset.__getitems__((0, 0, list(range(min(k, self.n))))))
+        x, y = collate(cast(BatchSeeded, self.loader.dataset).__getitems__((0, 0, list(range(min(k, self.n))))))
         return x.to(self.device), y.to(self.device)
 
     def __iter__(self) -> Iterator[Batch]:

@@ -175,7 +175,7 @@ def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction
         prep.y_mean, prep.y_std = float(y[idx].mean()), float(y[idx].std()) or 1.0
         y = ((y - prep.y_mean) / prep.y_std).astype(np.float32)
 
-    def part(name: str, rows: np.ndarray) -> MemmapSplit | None:
+    def memmap_part(name: str, rows: np.ndarray) -> MemmapSplit | None:
         if name in given:
             px, ys = given[name]
             if task == "regression":
@@ -184,5 +184,5 @@ def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction
         return MemmapSplit(xp, rows, y, prep) if len(rows) else None
 
     num_classes = len(names) if task == "classification" else 0
-    return Splits(part("train", idx), part("val", val_idx), part("test", test_idx),  # type: ignore[arg-type]
+    return Splits(memmap_part("train", idx), memmap_part("val", val_idx), memmap_part("test", test_idx),  # type: ignore[arg-type]
                   prep, num_classes, {}, f"npy {d}: {len(x)} samples of shape {tuple(x.shape[1:])} (memory-mapped)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ class Preprocess:
             if self.mean:
                 x = (x - self.mean[0]) / self.std[0]
             return x.astype(np.float32)
-        num = x[:, : self.num_numeric]
+        num: np.ndarray = x[:, : self.num_numeric]
         if self.median:
             nan = np.isnan(num)
             if nan.any():
@@ -196,5 +196,5 @@ def _split_with_holdout(table: Table, seed: int, val_fraction: float, test_fract
     if base.test is None:
         raise TrainwiseError("data.holdout_class needs a test split (data.test_fraction > 0) to hold the anomalies")
     base.preprocess.class_names = ["normal", f"class {k} (held out)"]
-    return Splits(flag(base.train), flag(base.val), flag(base.test, anomalies), base.preprocess, 2, base.missing,
+    return Splits(cast(Split, flag(base.train)), flag(base.val), flag(base.test, anomalies), base.preprocess, 2, base.missing,
                   base.description + f"; class {k} held out as anomalies ({int((~normal).sum())} in test)")

@@ -137,10 +137,11 @@ def read_records(path: Path, raw: bytes | None = None) -> tuple[list[str], list[
     if suffix == ".txt":
         return ["text"], [{"text": line} for line in text.splitlines()], "line"
     if suffix == ".jsonl":
-        rows, cols = [], {}
+        rows: list[dict[str, Any]] = []
+        seen: dict[str, None] = {}
         for i, line in enumerate(text.splitlines(), 1):
             if not line.strip():
-                rows.append(None)  # a blank line: counted like an empty text
+                rows.append({})  # a blank line: counted like an empty text
                 continue
             try:
                 obj = json.loads(line)
@@ -150,9 +151,9 @@ def read_records(path: Path, raw: bytes | None = None) -> tuple[list[str], list[
             if not isinstance(obj, dict):
                 raise TrainwiseError(f"'{path}' line {i} holds a JSON {type(obj).__name__}, not an object "
                                      '({"text": ..., "label": ...})')
-            cols.update(dict.fromkeys(obj))
+            seen.update(dict.fromkeys(obj))
             rows.append(obj)
-        return list(cols), [r if r is not None else {} for r in rows], "line"
+        return list(seen), rows, "line"
     import pandas as pd
 
     try:
@@ -160,8 +161,7 @@ def read_records(path: Path, raw: bytes | None = None) -> tuple[list[str], list[
                          na_filter=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise TrainwiseError(f"cannot read '{path}': {str(exc).splitlines()[0][:200]}") from None
-    cols = [str(c) for c in df.columns]
-    return cols, df.to_dict("records"), "row"
+    return [str(c) for c in df.columns], [{str(k): v for k, v in r.items()} for r in df.to_dict("records")], "row"
 
 
 def require_columns(path: Path, have: list[str], want: list[str], what: str) -> None:
@@ -296,8 +296,9 @@ def _rows(cfg: DictConfig, path: Path, raw: bytes) -> dict[str, Any]:
         sys.stderr.write(f"warning: skipped {len(skipped)} row(s) of '{path}' with an empty text or a missing label "
                          f"(first: {unit} {skipped[0][unit]}); counted in the run's data_report.json\n")
     where = f"'{path}'"
+    names: list[str] = []
     if pairs:
-        task, names = "seq2seq", []
+        task = "seq2seq"
         y_lab = np.zeros(n, np.int64)
     else:
         y_lab, task, names = _labels(targets, d.task, multilabel, f"{where} column '{d.target}'")
@@ -362,7 +363,7 @@ def _write_cache(dest: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]
     tmp = dest.with_name(f"{dest.stem}.tmp-{os.getpid()}.npz")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, dest)
     finally:
         if tmp.exists():

@@ -52,7 +52,7 @@ def train_tokenizer(texts: Sequence[str], kind: str, vocab_size: int, min_freque
     from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
     norm = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()] if lowercase else [normalizers.NFKC()])
-    prefix = {"continuing_subword_prefix": "##"} if kind == "wordpiece" else {}
+    prefix: dict[str, Any] = {"continuing_subword_prefix": "##"} if kind == "wordpiece" else {}
     bpe = tk.Tokenizer(models.BPE(unk_token="[UNK]", **prefix))
     bpe.normalizer = norm
     bpe.pre_tokenizer = pre_tokenizers.BertPreTokenizer() if kind == "wordpiece" else pre_tokenizers.Metaspace()

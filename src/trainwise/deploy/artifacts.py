@@ -80,6 +80,10 @@ class WithPreprocess(nn.Module):
     why eager and exported outputs agree to float rounding.
     """
 
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
+    median: torch.Tensor
+
     def __init__(self, model: nn.Module, prep: Preprocess) -> None:
         super().__init__()
         self.model = model

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def _torch_mode(model: torch.nn.Module, mode: str) -> Callable[[torch.Tensor], A
 
 
 def _compiled(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Callable[[torch.Tensor], Any]:
-    compiled = torch.compile(model)
+    compiled = cast(torch.nn.Module, torch.compile(model))  # a Module's compile is a Module; stubs say callable
     run = _torch_mode(compiled, "inference_mode")
     with quiet_torch():
         for x in inputs:  # compile (and recompile per batch size) now, not inside the timing loop

@@ -68,13 +68,17 @@ def _threads(value: int | None) -> int | None:
     return value
 
 
+def _log(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from trainwise.deploy.artifacts import open_run
     from trainwise.deploy.export import export_run
 
     run = open_run(args.run_dir)
     meta = export_run(run, args.format, force=args.force, tolerance=args.tolerance,
-                      log=lambda s: sys.stderr.write(s + "\n"))
+                      log=_log)
     entry = meta["artifacts"][args.format]
     p = entry["parity"]
     batches = ", ".join(f"batch {b}: {c['max_abs_diff']:.2e}" for b, c in p["batches"].items())
@@ -98,7 +102,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     run = open_run(args.run_dir)
     result = quantize_run(run, args.method, backend=args.backend, force=args.force, epochs=args.epochs, lr=args.lr,
                           calibration=args.calibration_samples, repeats=args.repeats,
-                          log=lambda s: sys.stderr.write(s + "\n"))
+                          log=_log)
     print(json.dumps(result, indent=2) if args.json else render(result))
     return 0
 
@@ -116,7 +120,7 @@ def cmd_bench_infer(args: argparse.Namespace) -> int:
 
     _threads(args.threads)
     rows = bench_infer(args.run_dir, repeats=args.repeats, skip=args.skip or [],
-                       log=lambda s: sys.stderr.write(s + "\n"))
+                       log=_log)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -52,6 +52,7 @@ def read_image(path: Path, prep: Any, cfg: Any) -> np.ndarray:
             return decode(path, height, channels).astype(np.float32)[None]  # (1, C, S, S)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise TrainwiseError(f"cannot read image '{path}': {exc}") from None
+    img: Image.Image  # opened as an ImageFile, rebound to converted/resized copies
     try:
         with Image.open(path) as img:  # reads the header only; pixels are decoded by convert() below
             w, h = img.size

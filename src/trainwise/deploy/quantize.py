@@ -136,7 +136,7 @@ def _set_qconfig(wrapped: nn.Sequential, qconfig: Any) -> None:
     wrapped.qconfig = qconfig
     for m in wrapped.modules():  # embeddings need float-qparams configs; leave them in float
         if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-            m.qconfig = None
+            m.qconfig = None  # type: ignore[assignment]  # a torch.ao attribute; stubs admit Tensor | Module only
 
 
 def torch_static(model: nn.Module, groups: list[list[str]], calib: torch.Tensor | None) -> nn.Module:
@@ -179,7 +179,7 @@ def qat_finetune(run: Run, splits: Any, groups: list[list[str]], epochs: int, lr
         prepare_qat(wrapped, inplace=True)
     log(f"quantization-aware fine-tuning: {epochs} epochs at lr {lr:.3g} ...")
     # No run directory, no doctor, no early stopping: this is a short fine-tune, not a new run.
-    options = {"train.epochs": epochs, "optim.lr": lr, "train.early_stopping": False, "doctor.preflight": False,
+    options: dict[str, Any] = {"train.epochs": epochs, "optim.lr": lr, "train.early_stopping": False, "doctor.preflight": False,
                "doctor.monitor_every": 0, "doctor.diagnose": False, "compile": False, "device": "cpu",
                "precision": "32", "train.ema_decay": None}
     with quiet_torch():
@@ -350,10 +350,11 @@ def ort_quantize(src: Path, dest: Path, method: str, calib: np.ndarray | None, r
                          weight_type=QuantType.QInt8)
         return
     assert calib is not None
+    feed: np.ndarray = calib  # the narrowed type, for the class below (narrowing does not reach nested scopes)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([{"input": calib[i:i + 64]} for i in range(0, len(calib), 64)])
+            self.batches = iter([{"input": feed[i:i + 64]} for i in range(0, len(feed), 64)])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)

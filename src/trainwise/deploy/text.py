@@ -63,7 +63,8 @@ def generate(run_dir: Path, cfg: Any, model: torch.nn.Module, ids: np.ndarray, c
     model.eval()
     for i in range(0, len(ids), chunk):
         src = torch.from_numpy(ids[i:i + chunk])
-        gen = model.generate(src, max_len=int(cfg.data.max_length), beam_size=int(cfg.paradigm.beam_size))
+        gen = model.generate(src, max_len=int(cfg.data.max_length),  # type: ignore[operator]  # Seq2SeqTransformer
+                             beam_size=int(cfg.paradigm.beam_size))
         out += decode(tok, gen.numpy(), sp["eos"], sp["pad"] if sp["pad"] is not None else 0)
     return out
 

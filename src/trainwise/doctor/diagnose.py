@@ -13,13 +13,14 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import yaml
 
 from trainwise.doctor.crash import crash_fixes, read_error
 from trainwise.doctor.findings import TIER, Finding
 from trainwise.errors import TrainwiseError
+from trainwise.run.jsonl import read_jsonl
 
 
 @dataclass
@@ -38,20 +39,6 @@ class RunRecord:
     error: dict[str, Any] | None = None  # error.json of a crashed run
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:  # a torn last line after a crash
-            continue
-        if isinstance(event, dict):
-            out.append(event)
-    return out
-
-
 def _read_json_object(path: Path) -> dict[str, Any]:
     """A run's JSON file as a dict; missing, torn or damaged reads as absent (a crashed run is still diagnosed from
     what survives)."""
@@ -67,7 +54,7 @@ def load_record(run_dir: str | Path) -> RunRecord:
     if not rd.is_dir() or not (rd / "config.yaml").is_file():
         raise TrainwiseError(f"'{rd}' is not a run directory (no config.yaml); give a directory made by "
                              "'trainwise train'")
-    events = _read_jsonl(rd / "metrics.jsonl")
+    events = read_jsonl(rd / "metrics.jsonl")
     history: list[dict[str, Any]] = []
     by_epoch: dict[int, dict[str, Any]] = {}
     for e in events:  # rebuild per-epoch rows from the log, so a crashed run (no history.json) is readable
@@ -81,7 +68,7 @@ def load_record(run_dir: str | Path) -> RunRecord:
             row = by_epoch.setdefault(e["epoch"], {"epoch": e["epoch"], "step": e.get("step")})
             row.update({f"val/{k}": v for k, v in e.items() if k not in ("step", "epoch", "split")})
     history = [by_epoch[k] for k in sorted(by_epoch)]
-    mon = _read_jsonl(rd / "monitors.jsonl")
+    mon = read_jsonl(rd / "monitors.jsonl")
     pre = _read_json_object(rd / "preflight.json")
     summary = _read_json_object(rd / "summary.json")
     try:
@@ -100,7 +87,7 @@ def load_record(run_dir: str | Path) -> RunRecord:
         pre_info={k: v for k, v in pre.items() if k != "findings"}, error=read_error(rd))
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
@@ -329,11 +316,11 @@ def diagnose(rec: RunRecord) -> list[Finding]:
     norms = [v for _, v in pts]
     # Gradients shrink by orders of magnitude as a healthy run converges, so a spike is judged after the first epoch
     # only; an absolute norm above 1e3 counts anywhere.
-    late = [v for e, v in pts if e >= 1]
+    late_norms = [v for e, v in pts if e >= 1]
     if rec.monitors or norms:
         if len(norms) >= 3:
             gmed, gmax = statistics.median(norms), max(norms)
-            spike = len(late) >= 3 and max(late) > 50 * statistics.median(late) and max(late) > 10
+            spike = len(late_norms) >= 3 and max(late_norms) > 50 * statistics.median(late_norms) and max(late_norms) > 10
             if gmax > 1e3 or spike:
                 clip = _clip(rec)
                 # with clipping on and a run that otherwise went well, clipping did its job: information only
@@ -385,6 +372,7 @@ def diagnose(rec: RunRecord) -> list[Finding]:
                 fixes = ["raise data.num_workers (and keep persistent_workers)",
                          "move augmentation to the device in batches"]
                 if user is not None:
+                    assert fetch is not None  # user is set only from a finite fetch
                     fixes.insert(0, f"make __getitem__ cheaper: it takes {1000 * fetch:.2f} ms per sample "
                                     "(cache decoded data, precompute transforms)")
                 elif rec.pre_info.get("train_input") != "dataset":
@@ -420,8 +408,8 @@ def _val_at_chance(rec: RunRecord) -> Finding | None:
     does not transfer) or the labels carry no trace of the inputs (a sample's nearest neighbour shares its label no
     more often than random pairs do): labels that no longer line up with their inputs."""
     h = rec.history
-    tr = [r.get("train/accuracy") for r in h if _finite(r.get("train/accuracy"))]
-    va = [r.get("val/accuracy") for r in h if _finite(r.get("val/accuracy"))]
+    tr = [r["train/accuracy"] for r in h if _finite(r.get("train/accuracy"))]
+    va = [r["val/accuracy"] for r in h if _finite(r.get("val/accuracy"))]
     chance_t, chance_v = _chance_share(rec, "train"), _chance_share(rec, "val")
     if len(tr) < 4 or len(va) < 4 or chance_t is None or chance_v is None:
         return None
@@ -449,8 +437,8 @@ def _val_at_chance(rec: RunRecord) -> Finding | None:
     return Finding("val_at_chance", "error",
                    f"validation accuracy stays at chance ({val_gap + chance_v:.3f}, chance {chance_v:.3f})"
                    + (f" while training accuracy rose to {tr[-1]:.3f}" if no_transfer else "")
-                   + (f"; training samples share their nearest neighbour's label {100 * agree:.0f}% of the time, "
-                      f"random pairs {100 * rand:.0f}%: the labels look unrelated to the inputs" if unrelated else ""),
+                   + (f"; training samples share their nearest neighbour's label {100 * cast(float, agree):.0f}% of the time, "
+                      f"random pairs {100 * cast(float, rand):.0f}%: the labels look unrelated to the inputs" if unrelated else ""),
                    ev,
                    ["check that the training labels line up with their inputs: x and y shuffled or sorted "
                     "separately, or a label column from another table, give exactly this",
@@ -464,7 +452,7 @@ def _run_level(rec: RunRecord, train: list[Any], lr: float, task: str, codes: se
     h = rec.history
     finite = [v for v in train if _finite(v)]
     init = rec.init_loss if _finite(rec.init_loss) else (finite[0] if finite else None)
-    acc = [r.get("train/accuracy") for r in h if _finite(r.get("train/accuracy"))]
+    acc = [r["train/accuracy"] for r in h if _finite(r.get("train/accuracy"))]
     ln_k = rec.expected_init_loss
     if task == "classification" and _finite(ln_k) and len(finite) >= 3 and ln_k > 0:
         k = math.exp(ln_k)
@@ -485,7 +473,7 @@ def _run_level(rec: RunRecord, train: list[Any], lr: float, task: str, codes: se
                                f"of the run (best there {min(late):.4g})",
                                {"init_loss": init, "best_late_loss": min(late), "lr": lr},
                                [f"lower optim.lr by 10× (to ~{lr / 10:.0e})", "add warmup (schedule.name=warmup_cosine)"]))
-    lrs = [r.get("lr") for r in h if _finite(r.get("lr"))]
+    lrs = [r["lr"] for r in h if _finite(r.get("lr"))]
     if len(lrs) >= 4 and lr > 0 and lrs[-1] < 1e-3 * lr:
         low_from = next(i for i, v in enumerate(lrs) if v < 1e-2 * lr)
         later = finite[low_from:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 
@@ -27,7 +27,7 @@ class CrashRecorder:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+                 tb: TracebackType | None) -> Literal[False]:
         if exc is None or self.out_dir is None or not isinstance(exc, Exception):
             return False
         if isinstance(exc, TrainingInterrupted):

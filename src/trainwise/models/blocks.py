@@ -5,6 +5,7 @@ argument checks and token embeddings (attention and positional encodings live in
 from __future__ import annotations
 
 import math
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -75,7 +76,7 @@ def gain_for(act: str) -> float:
     if act == "leaky_relu":
         return nn.init.calculate_gain("leaky_relu", LEAKY_SLOPE)
     if act in ("relu", "tanh", "sigmoid"):
-        return nn.init.calculate_gain(act)
+        return nn.init.calculate_gain(cast(Literal["relu", "tanh", "sigmoid"], act))
     return nn.init.calculate_gain("linear")
 
 

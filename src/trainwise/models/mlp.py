@@ -24,8 +24,9 @@ class MLP(nn.Module):
         super().__init__()
         cards = list(cat_cardinalities or [])
         self.num_numeric = in_features - len(cards)
-        self.embeddings = nn.ModuleList(nn.Embedding(c, min(16, max(2, math.ceil(c ** 0.5) + 1))) for c in cards)
-        width = self.num_numeric + sum(e.embedding_dim for e in self.embeddings)
+        embeddings = [nn.Embedding(c, min(16, max(2, math.ceil(c ** 0.5) + 1))) for c in cards]
+        self.embeddings = nn.ModuleList(embeddings)
+        width = self.num_numeric + sum(e.embedding_dim for e in embeddings)
         layers: list[nn.Module] = []
         for h in hidden:
             layers += [nn.Linear(width, h), norm1d(norm, h), activation(act)]

@@ -29,6 +29,8 @@ class SinusoidalPositionalEncoding(nn.Module):
     The table is a fixed, non-persistent buffer: it is recomputed on construction and never stored in checkpoints.
     """
 
+    pe: torch.Tensor  # buffer (L, D)
+
     def __init__(self, d_model: int, max_len: int) -> None:
         super().__init__()
         self.max_len = max_len
@@ -64,6 +66,9 @@ class RotaryEmbedding(nn.Module):
     Each pair of channels (j, j + Dh/2) is rotated by the angle p·θ_j, θ_j = base^(−2j/Dh), at position p. Because
     rotations compose, ⟨R_p q, R_s k⟩ = ⟨q, R_{s−p} k⟩: scores depend on the offset s − p only. Values are not rotated.
     """
+
+    cos: torch.Tensor  # buffers (L, Dh)
+    sin: torch.Tensor
 
     def __init__(self, head_dim: int, max_len: int, base: float = 10000.0) -> None:
         super().__init__()

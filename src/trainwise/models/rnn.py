@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -11,7 +13,7 @@ from trainwise.models.blocks import check_choice, check_range, token_embedding
 from trainwise.models.registry import register
 from trainwise.models.transformer import sequence_input_kind
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELLS: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 RNN_INITS = ("orthogonal", "default")
 
 

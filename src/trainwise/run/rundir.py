@@ -22,7 +22,7 @@ from trainwise.run.paths import check_new_run_dir, new_run_dir  # noqa: F401  (r
 from trainwise.safety import check_inside
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write via ``write(tmp_path)`` into the same directory, fsync, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

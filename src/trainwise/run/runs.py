@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwise.errors import TrainwiseError, suggest
+from trainwise.run.jsonl import read_jsonl
 
 # A run without summary.json and without a status.json this machine can check (one trained elsewhere, or before
 # status.json existed) is taken to be training still when its files changed this recently (a run writes
@@ -33,22 +34,6 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return []
-    out = []
-    for line in text.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:  # a torn last line after a kill
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
 
 
 def history_from_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -187,8 +172,8 @@ def describe(rd: Path, now: float | None = None) -> dict[str, Any] | None:
         if cfg is None:
             row["problem"] = "config.yaml is missing or not valid YAML"
             return row
-        model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
-        paradigm = cfg.get("paradigm") if isinstance(cfg.get("paradigm"), dict) else {}
+        model = cfg["model"] if isinstance(cfg.get("model"), dict) else {}
+        paradigm = cfg["paradigm"] if isinstance(cfg.get("paradigm"), dict) else {}
         row["model"] = model.get("name")
         row["paradigm"] = paradigm.get("name", "supervised")
         row["started"] = (rd / "config.yaml").stat().st_mtime
@@ -209,7 +194,7 @@ def describe(rd: Path, now: float | None = None) -> dict[str, Any] | None:
             if not secs:
                 secs = [_number(m.get("epoch_s")) for m in read_jsonl(rd / "monitors.jsonl")
                         if m.get("kind") == "timing" and _number(m.get("epoch_s")) is not None]
-            row["wall"] = sum(secs) if secs else None  # type: ignore[arg-type]
+            row["wall"] = sum(secs) if secs else None
         row["metric"], row["metric_value"] = _main_metric(summary, history)
         diagnosis = read_json(rd / "diagnosis.json")
         if isinstance(diagnosis, dict) and isinstance(diagnosis.get("findings"), list):

@@ -272,6 +272,14 @@ class MLflowBackend(Backend):
         self.client.log_batch(self.run_id, tags=[RunTag("trainwise.status", "interrupted")])
         self.client.set_terminated(self.run_id, "KILLED")
 
+    def failed(self, error: str) -> None:
+        from mlflow.entities import RunTag
+
+        self.flush()
+        self.client.log_batch(self.run_id, tags=[RunTag("trainwise.status", "failed"),
+                                                 RunTag("trainwise.error", error[:500])])
+        self.client.set_terminated(self.run_id, "FAILED")
+
 
 class Tracker:
     """The loop's observer for all configured backends; see the module docstring."""
@@ -311,7 +319,9 @@ class Tracker:
                 norms = {n: float(v["grad_norm"]) for n, v in (r.get("layers") or {}).items()
                          if _number(v.get("grad_norm")) is not None}
                 if norms:
-                    self._call(lambda b, s=int(r["step"]), g=norms: b.layers(s, g))
+                    def layers(b: Backend, s: int = int(r["step"]), g: dict[str, float] = norms) -> None:
+                        b.layers(s, g)
+                    self._call(layers)
         if event.get("split") == "val" or (event.get("epoch_end") and event.get("split") == "train"):
             self._call(lambda b: b.epoch_end())
 
@@ -324,6 +334,12 @@ class Tracker:
     def interrupted(self) -> None:
         """A signal stopped the run (a checkpoint is saved): mark it, keep it resumable."""
         self._call(lambda b: b.interrupted() if isinstance(b, MLflowBackend) else None)
+        self.close()
+
+    def failed(self, exc: BaseException) -> None:
+        """An exception ended the run (RUN/error.json holds it): MLflow shows the run FAILED, not RUNNING forever."""
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        self._call(lambda b: b.failed(error) if isinstance(b, MLflowBackend) else None)
         self.close()
 
     def close(self) -> None:

@@ -106,7 +106,7 @@ class VariationalAutoencoding(Task):
         model.eval()
         g = torch.Generator(device=device).manual_seed(0)
         with torch.inference_mode():
-            samples = model.sample(self.samples, generator=g)
+            samples = model.sample(self.samples, generator=g)  # type: ignore[operator]  # torch: Tensor | Module
             part = parts.get("test") or parts["train"]
             x = part[0][:16].to(device)
             recon = model(x)[0]

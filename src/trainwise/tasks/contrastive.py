@@ -88,7 +88,7 @@ class Contrastive(Task):
             torch.manual_seed(12345)
             for m in random_init.modules():
                 if hasattr(m, "reset_parameters"):
-                    m.reset_parameters()
+                    m.reset_parameters()  # type: ignore[operator]  # torch types it Tensor | Module
         baseline = linear_probe(random_init, parts["train"], parts["test"], device)
         return {"probe/accuracy": trained, "probe/accuracy_random_encoder": baseline}
 
@@ -96,7 +96,9 @@ class Contrastive(Task):
 def encode_all(model: nn.Module, x: torch.Tensor, device: torch.device, batch: int = 1024) -> np.ndarray:
     model.eval()
     with torch.inference_mode():
-        feats = [model.encode(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
+        # the encoder's own method (torch types nn.Module attributes as Tensor | Module)
+        feats = [model.encode(x[i:i + batch].to(device)).float().cpu()  # type: ignore[operator]
+                 for i in range(0, len(x), batch)]
     return torch.cat(feats).numpy()
 
 

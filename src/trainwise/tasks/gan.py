@@ -10,7 +10,7 @@ Real images are scaled to [-1, 1] (the generator ends in tanh).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -22,6 +22,18 @@ from trainwise.run.plots import save_image_grid
 from trainwise.tasks.base import Task, fixed_rng
 from trainwise.tasks.registry import TaskArgs, register_paradigm
 from trainwise.train.checkpoint import flatten_optimizer, unflatten_optimizer
+
+
+class _GANModel(Protocol):
+    """What paradigm.name=gan needs of a model (``check_model`` verifies it): models/gan.py's, or one alike."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    latent_dim: int
+
+
+def _gan(model: nn.Module) -> _GANModel:
+    return cast(_GANModel, model)  # nn.Module.__getattr__ is typed Tensor | Module: name the attributes' real types
 
 
 class Adversarial(Task):
@@ -38,17 +50,17 @@ class Adversarial(Task):
         self.d: Any = None  # the discriminator's Stepper
 
     def parameters_module(self, model: nn.Module) -> nn.Module:
-        return model.generator
+        return _gan(model).generator
 
     def setup(self, model: nn.Module, build_stepper: Any) -> None:
-        self.d = build_stepper(model.discriminator, self.d_lr_ratio)
+        self.d = build_stepper(_gan(model).discriminator, self.d_lr_ratio)
 
     def _z(self, model: nn.Module, n: int, device: torch.device) -> torch.Tensor:
-        return torch.randn(n, model.latent_dim, device=device)
+        return torch.randn(n, _gan(model).latent_dim, device=device)
 
     def train_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         model = getattr(model, "_orig_mod", model)  # compiled wrappers: reach the generator/discriminator attributes
-        g, d = model.generator, model.discriminator
+        g, d = _gan(model).generator, _gan(model).discriminator
         fake = g(self._z(model, x.shape[0], x.device))  # (B, *image)
         # Discriminator step. Its gradients may hold leftovers from the previous generator backward: clear first.
         self.d.optimizer.zero_grad(set_to_none=True)
@@ -64,8 +76,8 @@ class Adversarial(Task):
     def eval_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with fixed_rng(x.device):  # fixed noise: evaluation draws nothing from the training stream
-            fake = model.generator(self._z(model, x.shape[0], x.device))
-        real_logits, fake_logits = model.discriminator(x), model.discriminator(fake)
+            fake = _gan(model).generator(self._z(model, x.shape[0], x.device))
+        real_logits, fake_logits = _gan(model).discriminator(x), _gan(model).discriminator(fake)
         d_loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits), reduction="sum")
                   + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits), reduction="sum"))
         out = torch.stack([(real_logits > 0).float(), (fake_logits > 0).float()], 1)  # (B, 2)
@@ -78,7 +90,7 @@ class Adversarial(Task):
         if not all(hasattr(model, a) for a in ("generator", "discriminator", "latent_dim")):
             raise TrainwiseError("paradigm.name=gan needs a model with .generator, .discriminator and .latent_dim; "
                                  "use model.name=gan")
-        fake = model.generator(self._z(model, x.shape[0], x.device))
+        fake = _gan(model).generator(self._z(model, x.shape[0], x.device))
         if fake.shape != x.shape:
             raise TrainwiseError(f"the generator makes {tuple(fake.shape[1:])} but the data is {tuple(x.shape[1:])}")
 
@@ -102,8 +114,8 @@ class Adversarial(Task):
         model.eval()
         g = torch.Generator(device=device).manual_seed(0)
         with torch.inference_mode():
-            z = torch.randn(1000, model.latent_dim, generator=g, device=device)
-            fakes = model.generator(z).float().cpu()
+            z = torch.randn(1000, _gan(model).latent_dim, generator=g, device=device)
+            fakes = _gan(model).generator(z).float().cpu()
         x_train, y_train = parts["train"]
         judge = LogisticRegression(max_iter=3000).fit(x_train.flatten(1).numpy(), y_train.numpy())
         proba = judge.predict_proba(fakes.flatten(1).numpy())

@@ -44,7 +44,8 @@ class Seq2Seq(Task):
     def eval_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         loss_sum = self._token_loss(model, x, y, "sum")  # summed over tokens; reported per sequence
-        pred = model.generate(x, max_len=y.shape[1], beam_size=self.beam_size)  # (B, L ≤ T)
+        # the seq2seq model's own method; torch types nn.Module attributes as Tensor | Module
+        pred = model.generate(x, max_len=y.shape[1], beam_size=self.beam_size)  # type: ignore[operator]  # (B, L ≤ T)
         if pred.shape[1] < y.shape[1]:
             pred = F.pad(pred, (0, y.shape[1] - pred.shape[1]), value=PAD)
         pred = pred[:, : y.shape[1]]

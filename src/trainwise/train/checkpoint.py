@@ -345,6 +345,7 @@ def rng_state(generators: dict[str, torch.Generator]) -> tuple[dict[str, torch.T
         tensors[f"gen_{name}"] = g.get_state()
     py = random.getstate()
     np_state = np.random.get_state()
+    assert isinstance(np_state, tuple)  # the legacy global RandomState (MT19937) reports a tuple
     plain = {"python": [py[0], list(py[1]), py[2]],
              "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])]}
     return tensors, plain

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -265,8 +265,8 @@ def prepare_parts(data: Any, cfg: Config, model: nn.Module) -> Parts:
     splits = _as_splits(data, cfg)
     if isinstance(splits, Splits):
         # A split is tensors (the in-memory path) or a Dataset (data.source=npy|images: memory-mapped, DataLoader path)
-        parts = {k: s if s is None or isinstance(s, torch.utils.data.Dataset) else (s.x, s.y)
-                 for k, s in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
+        parts: dict[str, Any] = {k: s if s is None or isinstance(s, torch.utils.data.Dataset) else (s.x, s.y)
+                                 for k, s in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
         out = Parts(splits, parts, splits.task, splits.num_classes, splits.preprocess.y_mean,
                     splits.preprocess.y_std)
     else:
@@ -331,7 +331,7 @@ def run_preflight(model: nn.Module, task: Task, p: Parts, loader: Loader, cfg: C
     if not isinstance(train, tuple):  # the user's own __getitem__, timed apart from trainwise's batching
         facts["fetch_s_per_sample"] = time_fetch(train)
     elif p.kind == "classification":  # do labels follow their inputs? (nearest neighbours, ≤ 2000 samples)
-        facts.update(label_agreement(*train, p.parts["val"] if isinstance(p.parts["val"], tuple) else None))
+        facts.update(label_agreement(train[0], train[1], p.parts["val"] if isinstance(p.parts["val"], tuple) else None))
     return found + split_found + struct_found + more, {**model_info, **facts}
 
 
@@ -361,7 +361,7 @@ def make_stepper(model: nn.Module, task: Task, cfg: Config, opt_steps_per_epoch:
     discriminator) get one configured the same way through ``task.setup``."""
     t = cfg.train
     total = opt_steps_per_epoch * t.epochs
-    mode = "min" if lower_better else "max"
+    mode: Literal["min", "max"] = "min" if lower_better else "max"
     stepped = task.parameters_module(model)  # the whole model, or the part the main optimizer owns
     optimizer = optimizer_from_config(stepped, cfg.optim)
     schedule = schedule_from_config(optimizer, cfg.schedule, total, opt_steps_per_epoch, mode)
@@ -402,14 +402,11 @@ def make_augment(cfg: Config, p: Parts, loader: Loader, device: torch.device) ->
     if t.cutmix_alpha > 0 and not images:
         raise TrainwiseError("train.cutmix_alpha needs image inputs (N, C, H, W); use train.mixup_alpha for "
                              "tabular data")
-    if d.augment == "kornia" and not images:
-        raise TrainwiseError("data.augment=kornia needs image inputs (N, C, H, W)")
     kornia = None
-    if d.augment == "kornia":
+    if d.augment == "kornia" and images:  # like shift: an image augmentation means nothing to tabular features
         xb = first_batch(loader)[0]
         kornia = kornia_pipeline(xb.shape[-2], xb.shape[-1], "light").to(device)
     mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and p.kind == "classification"
-    # a pixel shift means nothing to tabular features
     return BatchAugment(d.augment == "shift" and images, kornia, mixing, p.num_classes, t.mixup_alpha,
                         t.cutmix_alpha)
 
@@ -433,7 +430,8 @@ def build(model: nn.Module, data: Any, cfg: Config, *, run_dir: str | Path | Non
     preflight = run_preflight(model, task, p, train_loader, cfg, device) \
         if cfg.doctor.preflight and resume is None and task.supervised else None
     wrapped = wrap(model, dctx, device)  # DDP wrapper, or the model itself sharded in place by FSDP2
-    train_model = torch.compile(wrapped) if cfg.compile else wrapped
+    # torch.compile of a Module returns a Module (OptimizedModule); its stubs type the result as a bare callable
+    train_model = cast(nn.Module, torch.compile(wrapped)) if cfg.compile else wrapped
 
     # ---- accumulation and optimization ----------------------------------------------------------------------------
     steps_per_epoch, k = len(train_loader), t.accumulate

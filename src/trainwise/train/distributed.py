@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -167,8 +167,9 @@ def full_state_dict(model: nn.Module, ctx: DistContext) -> dict[str, torch.Tenso
         return model.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=False,
-                                                                broadcast_from_rank0=False))
+    # full_state_dict=True: plain tensors (torch types the values as any of its state-dict value kinds)
+    return cast(dict[str, torch.Tensor], get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, cpu_offload=False, broadcast_from_rank0=False)))
 
 
 def load_full_state_dict(model: nn.Module, state: dict[str, torch.Tensor], ctx: DistContext) -> None:
@@ -178,4 +179,5 @@ def load_full_state_dict(model: nn.Module, state: dict[str, torch.Tensor], ctx: 
         return
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True))
+    # torch types the argument dict[str, ValueType]; dict is invariant, so dict[str, Tensor] is refused
+    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True))  # type: ignore[arg-type]

@@ -101,7 +101,19 @@ def _fit(model: nn.Module, data: Any, cfg: DictConfig | Config, run_dir: str | P
          resume: str | Path | None) -> FitResult:
     tr = build(model, data, typed(cfg), run_dir=run_dir, quiet=quiet, callbacks=callbacks, resume=resume,
                record_step_losses=record_step_losses, labels=labels.ACTIVE)
-    st = tr.st
+    try:
+        return _train(tr)
+    except (TrainingInterrupted, KeyboardInterrupt):
+        raise  # a signal: the run is resumable (TrainingInterrupted already marked it interrupted)
+    except BaseException as exc:
+        if tr.tracker is not None:  # a crash mid-run: the MLflow run is marked FAILED, not left RUNNING
+            tr.tracker.failed(exc)
+        raise
+
+
+def _train(tr: Training) -> FitResult:
+    """The epochs, then the end of training (or the interruption)."""
+    st, cfg, model = tr.st, tr.cfg, tr.model
     # CrashRecorder: an exception escaping the epoch loop is written to RUN/error.json and diagnosed, then re-raised
     with tr.stopping.raw.installed(tr.out_dir is not None), CrashRecorder(tr.files, model, st):
         while st.epoch < cfg.train.epochs:

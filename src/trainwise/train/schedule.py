@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
 from torch.optim import lr_scheduler
@@ -18,14 +18,14 @@ class Schedule:
     every: str  # step | epoch | metric | never
 
     def after_step(self) -> None:
-        if self.every == "step":
-            self.scheduler.step()  # type: ignore[union-attr]
+        if self.every == "step":  # a scheduler stepped without a metric (never ReduceLROnPlateau)
+            cast(lr_scheduler.LRScheduler, self.scheduler).step()
 
     def after_epoch(self, metric: float | None = None) -> None:
         if self.every == "epoch":
-            self.scheduler.step()  # type: ignore[union-attr]
+            cast(lr_scheduler.LRScheduler, self.scheduler).step()
         elif self.every == "metric" and metric is not None and math.isfinite(metric):
-            self.scheduler.step(metric)  # type: ignore[union-attr]
+            cast(lr_scheduler.ReduceLROnPlateau, self.scheduler).step(metric)
 
     def state_dict(self) -> dict:
         return self.scheduler.state_dict() if self.scheduler is not None else {}
@@ -38,7 +38,7 @@ class Schedule:
 def build_schedule(opt: torch.optim.Optimizer, name: str, total_steps: int, steps_per_epoch: int, *,
                    warmup_fraction: float = 0.05, min_lr_ratio: float = 0.0, step_size: int = 10,
                    gamma: float = 0.1, factor: float = 0.5, patience: int = 3, cycle_epochs: int = 4,
-                   base_lr_ratio: float = 0.1, mode: str = "min") -> Schedule:
+                   base_lr_ratio: float = 0.1, mode: Literal["min", "max"] = "min") -> Schedule:
     """``total_steps`` counts optimizer steps (after accumulation)."""
     total_steps = max(1, total_steps)
     if name == "constant":
@@ -69,7 +69,7 @@ def build_schedule(opt: torch.optim.Optimizer, name: str, total_steps: int, step
 
 
 def schedule_from_config(opt: torch.optim.Optimizer, s: Any, total_steps: int, steps_per_epoch: int,
-                         mode: str = "min") -> Schedule:
+                         mode: Literal["min", "max"] = "min") -> Schedule:
     """The schedule the config's ``schedule`` section describes; ``mode`` is the monitored metric's direction
     (plateau)."""
     return build_schedule(opt, s.name, total_steps, steps_per_epoch, warmup_fraction=s.warmup_fraction,

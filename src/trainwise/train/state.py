@@ -95,7 +95,7 @@ class LoopState:
                     "best_ckpt", "history", "stopped", "bad_steps", "consecutive_bad", "rollbacks", "lr_scale",
                     "wall_before"):
             setattr(self, key, plain[key])
-        self.skip = {tuple(p) for p in plain["skip"]}  # type: ignore[misc]
+        self.skip = {tuple(p) for p in plain["skip"]}
         self.pos_at_start = self.pos
         self.loss_buf = tensors["acc.loss_buf"].to(device)
         self.correct = tensors["acc.correct"].to(device)

@@ -67,6 +67,7 @@ class Stepper:
             found = self.scaler._per_optimizer_states[id(self.optimizer)]["found_inf_per_device"]  # noqa: SLF001
             for flag in found.values():
                 self._skipped = self._skipped + flag.to(self._skipped.device)
+        norm: torch.Tensor | None
         if self.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         else:

@@ -147,12 +147,14 @@ def _plot_history(study: optuna.Study, metric: str, path: Path) -> None:
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     # rc_context: optuna switches matplotlib's global style; later plots in this process keep theirs.
     with warnings.catch_warnings(), plt.rc_context():
         warnings.simplefilter("ignore", ExperimentalWarning)  # optuna's matplotlib backend is "experimental"
         ax = optuna.visualization.matplotlib.plot_optimization_history(study, target_name=metric)
         fig = ax.figure
+        assert isinstance(fig, Figure)  # a plot's own figure, never a subfigure
         fig.set_size_inches(8, 4.5)
         fig.tight_layout()
         tmp = path.with_name(path.name + ".tmp.png")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from omegaconf import DictConfig
 
@@ -27,7 +27,7 @@ class Plan:
     dims: list[Dim]
     default_space: bool
     metric: str
-    direction: str
+    direction: Literal["minimize", "maximize"]
     study_name: str
     out: Path
     storage_url: str

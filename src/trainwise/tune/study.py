@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import optuna
@@ -65,11 +65,11 @@ def plan(config: str | None, preset: str | None, overrides: list[str], trials: i
     if split == "val" and cfg.data.val_fraction == 0:
         raise TrainwiseError(f"tune.metric={metric} needs a validation split but data.val_fraction=0; set "
                              "data.val_fraction=0.1 (or tune a train/ metric)")
-    direction = cfg.tune.direction if cfg.tune.direction != "auto" else (
+    direction: Literal["minimize", "maximize"] = cfg.tune.direction if cfg.tune.direction != "auto" else (
         "minimize" if minimize(metric) else "maximize")
     space = OmegaConf.to_container(cfg.tune.space, resolve=True)
     assert isinstance(space, dict)
-    dims = parse_space(space) if space else default_space(cfg)
+    dims = parse_space(cast(dict[str, Any], space)) if space else default_space(cfg)
 
     def compose_with(extra: list[str]) -> DictConfig:
         return compose(config, preset, [*overrides, *extra])
