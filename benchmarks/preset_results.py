@@ -323,7 +323,12 @@ def write_docs(rows: dict[str, dict[str, Any]]) -> None:
                      "warmup_cosine at lr 0.003, batch 64; both presets now use one-cycle at 0.01, batch 32).")
     if notes:
         lines += ["", "Notes:", ""] + notes
-    (ROOT / "docs" / "presets.md").write_text("\n".join(lines) + "\n")
+    # Hand-written sections after the generated table and notes (e.g. "## Text: docstrings", written by
+    # benchmarks/text_baseline.py's author) are kept as they are.
+    doc = ROOT / "docs" / "presets.md"
+    old = doc.read_text() if doc.is_file() else ""
+    kept = old[old.index("\n## ") + 1:] if "\n## " in old else ""
+    doc.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
 
 
 
