@@ -13,8 +13,9 @@ The layers, lowest first (a module may import its own layer and the layers below
    ``run.rundir`` (reading and writing a run directory's files).
 2. **config** — ``schema`` (every key declared once: type, default, choices, range, doc), ``config`` (composes and
    validates configs; knows the data sources), ``config_docs`` (docs/config.md from the schema).
-3. **build and reopen** — ``build`` (a config's data splits and untrained model) and ``reopen`` (a finished run's
-   config, preprocessing and weights, back in an eval-mode model).
+3. **build and reopen** — ``build`` (a config's data splits and untrained model), ``reopen`` (a finished run's
+   config, preprocessing and weights, back in an eval-mode model), and ``data.text`` (the text source: splits,
+   tokenizer and cache from a config's ``data`` section, so it reads the config like ``build`` does).
 4. **training parts** — ``train/`` except the loop (precision, optim, schedule, step, checkpoint, state, augment,
    distributed), the doctor that runs inside the loop (``doctor/``: preflight, monitors, diagnose, findings, crash,
    recorder), and the run bookkeeping the loop writes (``run.runs``, ``run.tracking``).
@@ -44,7 +45,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("data and models", ["trainwise.data", "trainwise.data.*", "trainwise.models", "trainwise.models.*",
                          "trainwise.run.rundir"]),
     ("config", ["trainwise.config", "trainwise.schema", "trainwise.config_docs"]),
-    ("build and reopen", ["trainwise.build", "trainwise.reopen"]),
+    ("build and reopen", ["trainwise.build", "trainwise.reopen", "trainwise.data.text"]),
     ("training parts", ["trainwise.train", "trainwise.train.*", "trainwise.doctor", "trainwise.doctor.*",
                         "trainwise.run.runs", "trainwise.run.tracking"]),
     ("tasks", ["trainwise.tasks", "trainwise.tasks.*"]),
@@ -52,7 +53,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("runner and API", ["trainwise.runner", "trainwise"]),
     ("commands", ["trainwise.deploy", "trainwise.deploy.*", "trainwise.checkup", "trainwise.checkup.*",
                   "trainwise.tune", "trainwise.tune.*", "trainwise.distill", "trainwise.run.compare",
-                  "trainwise.run.commands", "trainwise.data_cmd", "trainwise.recipes_cmd", "trainwise.cli_common"]),
+                  "trainwise.run.commands", "trainwise.data_cmd", "trainwise.docstrings", "trainwise.recipes_cmd",
+                  "trainwise.cli_common"]),
     ("CLI", ["trainwise.cli", "trainwise.__main__"]),
 ]
 

@@ -56,7 +56,9 @@ def test_digits_cnn_recorded_five_seeds_meet_the_bar():
 
 
 def test_every_multi_seed_row_lists_at_least_three_seeds():
-    rows = [line for line in DOC.read_text().splitlines() if line.startswith("| `")]
+    text = DOC.read_text()
+    generated = text[:text.index("\n## ")] if "\n## " in text else text  # hand-written sections follow
+    rows = [line for line in generated.splitlines() if line.startswith("| `")]
     assert rows
     for line in rows:
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]

@@ -105,7 +105,7 @@ def test_text_classification_resumes_bit_exactly_after_sigkill(text_run: Path) -
 
 
 def test_predict_from_raw_strings_through_the_saved_tokenizer(text_run: Path, tmp_path: Path) -> None:
-    from trainwise.deploy.text import predict_texts
+    from trainwise.deploy.predict import predict_texts
 
     texts = ["a wonderful and brilliant film", "dull boring plot with awful actors", "superb music"]
     cols = predict_texts(text_run, texts)
@@ -148,7 +148,8 @@ def test_serve_answers_a_texts_request(text_run: Path) -> None:
 def test_onnx_export_parity_on_tokenized_inputs_with_the_tokenizer_beside_it(text_run: Path, monkeypatch) -> None:
     from trainwise.deploy.artifacts import open_run
     from trainwise.deploy.export import export_run
-    from trainwise.deploy.text import encode_texts, predict_texts
+    from trainwise.deploy.predict import predict_texts
+    from trainwise.deploy.text import encode_texts
 
     monkeypatch.chdir(text_run.parent)  # data.path is relative, as the run was trained
     monkeypatch.setenv("TRAINWISE_CACHE", str(text_run.parent / "cache"))

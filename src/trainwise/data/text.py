@@ -171,7 +171,7 @@ def require_columns(path: Path, have: list[str], want: list[str], what: str) -> 
                                  f"{', '.join(have) if have else '(none)'}")
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
@@ -272,7 +272,7 @@ def _rows(cfg: DictConfig, path: Path, raw: bytes) -> dict[str, Any]:
     multilabel = d.task == "multilabel" or (d.task == "auto" and not pairs and
                                             any(isinstance(r.get(d.target), list) for r in records))
     for i, r in enumerate(records):
-        values = [_cell(r.get(c)) for c in cols]
+        values = [cell_text(r.get(c)) for c in cols]
         reason = next((f"empty text in column '{c}'" for c, v in zip(cols, values) if not v.strip()), None)
         target = None
         if reason is None and not pairs:

@@ -37,6 +37,14 @@ FORMATS = ("eager", "onnx", "int8")
 KNOWN_KINDS = ("tabular", "image", "sequence", "tokens")
 
 
+class BadRequest(Exception):
+    """A request ``serve`` refuses: answered with ``status`` (4xx) and the message as a JSON error."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass
 class Run:
     """A finished run: directory, config, preprocessing and the best weights in an eval-mode model."""

@@ -28,6 +28,7 @@ from trainwise.deploy.artifacts import (
     torch_forward,
     torch_prepare,
 )
+from trainwise.deploy.text import ship_tokenizer
 from trainwise.errors import TrainwiseError
 from trainwise.run.rundir import write_json
 from trainwise.safety import refuse_existing
@@ -193,8 +194,6 @@ def export_run(run: Run, fmt: str, force: bool = False, tolerance: float = TOLER
                         "batches": checks}}
     meta.setdefault("artifacts", {})[fmt] = entry
     if run.cfg.data.get("source") == "text":  # the tokenizer ships beside the artefact (deploy/text.py)
-        from trainwise.deploy.text import ship_tokenizer
-
         ship_tokenizer(run, out_dir, meta)
     write_json(meta_path, meta)
     return meta

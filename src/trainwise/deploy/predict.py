@@ -16,6 +16,7 @@ import torch
 
 from trainwise.data.sources import check_npz_members
 from trainwise.data.splits import Preprocess
+from trainwise.deploy import artifacts, text
 from trainwise.deploy.artifacts import (
     EXPORT_DIR,
     EXPORT_FILES,
@@ -80,11 +81,9 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out: str | Path | N
         raise TrainwiseError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     rd, cfg, prep, model = open_run(run_dir)
     if cfg.data.get("source") == "text":  # raw strings through the run's tokenizer (deploy/text.py)
-        from trainwise.deploy.text import predict_file
-
         inp = Path(input_path)
         dest = refuse_existing(Path(out) if out is not None else inp.with_name(f"{inp.stem}.predictions.csv"), force)
-        return predict_file(rd, cfg, prep, model, inp, dest, fmt)
+        return text.predict_file(rd, cfg, prep, model, inp, dest, fmt, load_predictor)
     if cfg.paradigm.name not in ("supervised", "distill"):
         raise TrainwiseError(f"'{rd}' is a {cfg.paradigm.name} run; predict writes class/value predictions of "
                              "supervised runs (use trainwise evaluate, or load its weights in Python)")
@@ -182,3 +181,13 @@ def _numeric(df: Any, path: Path) -> np.ndarray:
         raise TrainwiseError(f"'{path}' column '{col}' row {row + 1} holds {df[col].iloc[row]!r}, not a number; "
                              "numeric feature columns must hold numbers")
     return out.to_numpy(dtype=np.float64)
+
+
+def predict_texts(run_dir: str | Path, texts: list[str], fmt: str = "eager") -> dict[str, Any]:
+    """Python API for a text run: raw strings → the columns ``trainwise predict`` would write (``prediction``,
+    ``prob_<class>``), through the run's own tokenizer."""
+    run = artifacts.open_run(run_dir)
+    ids = text.encode_texts(run.run_dir, run.cfg, list(texts))
+    if str(run.cfg.paradigm.name) == "seq2seq":
+        return {"prediction": text.generate(run.run_dir, run.cfg, run.model, ids)}
+    return text.prediction_columns(run.prep, load_predictor(run, fmt).outputs(ids))

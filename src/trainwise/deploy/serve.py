@@ -15,19 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from trainwise.deploy.artifacts import Run, decode, open_run, require_supervised
+from trainwise.deploy.artifacts import BadRequest, Run, decode, open_run, require_supervised
 from trainwise.deploy.predict import load_predictor
+from trainwise.deploy.text import serve_inputs
 from trainwise.errors import TrainwiseError
 
 # Limits on what one request may hold (docs/deploy.md, docs/security.md): checked before the model sees anything.
 MAX_BODY_BYTES = 32 * 1024 * 1024  # 4096 samples × 1,000 features as JSON text is ≈ 30 MB
 MAX_ABS = 3.4e38  # float32's range: larger numbers (1e39, a 400-digit integer) are refused, not turned into inf
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _flatten(value: Any, out: list[Any], depth: int = 0) -> None:
@@ -52,8 +47,6 @@ def parse_inputs(body: bytes, run: Run, max_batch: int) -> np.ndarray:
     except RecursionError:  # 100,000 nested brackets: the decoder gives up before building anything
         raise BadRequest(400, "body is nested too deeply to be a request") from None
     if isinstance(payload, dict) and "texts" in payload:  # raw strings for a text run (deploy/text.py)
-        from trainwise.deploy.text import serve_inputs
-
         return serve_inputs(payload, run, max_batch)
     if not isinstance(payload, dict) or "inputs" not in payload:
         raise BadRequest(422, 'body must be a JSON object {"inputs": [[...], ...]}')

@@ -9,6 +9,7 @@ has a fixed sequence length, and the models mask padding, so the two give the sa
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainwise.deploy.artifacts import BadRequest
 from trainwise.errors import TrainwiseError
 
 TOKENIZER = "tokenizer.json"
@@ -73,7 +75,7 @@ def read_texts(path: Path, cfg: Any) -> tuple[list[str], list[int], str]:
     """The texts of a ``.csv`` / ``.tsv`` / ``.jsonl`` (the run's text column) or ``.txt`` (one per line) file, with
     their row/line numbers; empty texts are skipped (counted on stderr)."""
     from trainwise.config import text_columns
-    from trainwise.data.text import _cell, read_records, require_columns
+    from trainwise.data.text import cell_text, read_records, require_columns
 
     if path.suffix.lower() not in (".csv", ".tsv", ".jsonl", ".txt"):
         raise TrainwiseError(f"input '{path}' of a text run must be a .csv, .tsv, .jsonl or .txt file (one text per "
@@ -83,7 +85,7 @@ def read_texts(path: Path, cfg: Any) -> tuple[list[str], list[int], str]:
     require_columns(path, cols, [col], "the run's text column, data.text")
     texts, where, empty = [], [], 0
     for i, r in enumerate(records):
-        t = _cell(r.get(col))
+        t = cell_text(r.get(col))
         if not t.strip():
             empty += 1
             continue
@@ -95,12 +97,6 @@ def read_texts(path: Path, cfg: Any) -> tuple[list[str], list[int], str]:
     if not texts:
         raise TrainwiseError(f"'{path}' holds no text to predict")
     return texts, where, unit
-
-
-def outputs(run: Any, x: np.ndarray, fmt: str) -> np.ndarray:
-    from trainwise.deploy.predict import load_predictor
-
-    return load_predictor(run, fmt).outputs(x)
 
 
 def prediction_columns(prep: Any, out: np.ndarray) -> dict[str, Any]:
@@ -123,20 +119,11 @@ def prediction_columns(prep: Any, out: np.ndarray) -> dict[str, Any]:
     return cols
 
 
-def predict_texts(run_dir: str | Path, texts: list[str], fmt: str = "eager") -> dict[str, Any]:
-    """Python API: raw strings → the columns ``trainwise predict`` would write (``prediction``, ``prob_<class>``)."""
-    from trainwise.deploy.artifacts import open_run
-
-    run = open_run(run_dir)
-    ids = encode_texts(run.run_dir, run.cfg, list(texts))
-    if str(run.cfg.paradigm.name) == "seq2seq":
-        return {"prediction": generate(run.run_dir, run.cfg, run.model, ids)}
-    return prediction_columns(run.prep, outputs(run, ids, fmt))
-
-
-def predict_file(rd: Path, cfg: Any, prep: Any, model: torch.nn.Module, inp: Path, dest: Path, fmt: str) -> Path:
+def predict_file(rd: Path, cfg: Any, prep: Any, model: torch.nn.Module, inp: Path, dest: Path, fmt: str,
+                 load_predictor: Callable[[Any, str], Any]) -> Path:
     """``trainwise predict RUN file.csv|.tsv|.jsonl|.txt`` for a text run: writes ``dest`` (a CSV with ``row``,
-    ``text`` and the prediction columns)."""
+    ``text`` and the prediction columns). ``load_predictor`` is deploy/predict.py's (passed in: predict dispatches
+    text runs here, so this module cannot import it back)."""
     import pandas as pd
 
     from trainwise.deploy.artifacts import Run
@@ -152,8 +139,6 @@ def predict_file(rd: Path, cfg: Any, prep: Any, model: torch.nn.Module, inp: Pat
                              "graph); leave --format out")
     run = Run(rd, cfg, prep, model)
     if fmt != "eager":
-        from trainwise.deploy.predict import load_predictor
-
         load_predictor(run, fmt)  # a missing artefact is reported before any input is read
     run_tokenizer(rd)
     texts, where, unit = read_texts(inp, cfg)
@@ -162,7 +147,7 @@ def predict_file(rd: Path, cfg: Any, prep: Any, model: torch.nn.Module, inp: Pat
     if paradigm == "seq2seq":
         cols["prediction"] = generate(rd, cfg, model, ids)
     else:
-        cols.update(prediction_columns(prep, outputs(run, ids, fmt)))
+        cols.update(prediction_columns(prep, load_predictor(run, fmt).outputs(ids)))
     try:
         atomic_write(dest, lambda p: pd.DataFrame(cols).to_csv(p, index=False))
     except OSError as exc:
@@ -172,8 +157,6 @@ def predict_file(rd: Path, cfg: Any, prep: Any, model: torch.nn.Module, inp: Pat
 
 def serve_inputs(payload: dict[str, Any], run: Any, max_batch: int) -> np.ndarray:
     """``{"texts": ["...", ...]}`` → (N, max_length) ids; raises serve's ``BadRequest`` for a bad payload."""
-    from trainwise.deploy.serve import BadRequest
-
     if str(run.cfg.data.get("source")) != "text":
         raise BadRequest(422, '"texts" needs a run trained on text (data.source=text); send {"inputs": [...]}')
     texts = payload["texts"]
