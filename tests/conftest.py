@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -77,3 +79,21 @@ def one_thread() -> Iterator[None]:
 def one_thread_env() -> dict[str, str]:
     """The same for ``python -m trainwise`` subprocesses."""
     return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def kill_after_checkpoints(args: list[str], cwd: Path, run: Path, env: dict[str, str], count: int = 2) -> None:
+    """Start ``python -m trainwise ARGS`` in ``cwd`` and SIGKILL it once ``run/checkpoints`` holds ``count`` valid
+    checkpoints (mid-training). Checkpoint writes are slowed (TRAINWISE_TEST_CHECKPOINT_DELAY) so a fast machine
+    cannot finish before the kill."""
+    from trainwise.train.checkpoint import list_checkpoints
+
+    slow = dict(env, TRAINWISE_TEST_CHECKPOINT_DELAY="0.3")
+    proc = subprocess.Popen([sys.executable, "-m", "trainwise", *args], cwd=cwd, env=slow,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and \
+            len(list_checkpoints(run / "checkpoints") if (run / "checkpoints").is_dir() else []) < count:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()[1].decode()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

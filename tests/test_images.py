@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import kill_after_checkpoints
 from trainwise.data.images import load_images
 from trainwise.data_cmd import write_digits_png
-from trainwise.train.checkpoint import list_checkpoints
 
 PY = sys.executable
 
@@ -71,16 +69,7 @@ def test_image_folder_trains_reports_is_killed_resumes_bit_exactly_and_predicts(
     assert report["images"] == sum(report["per_split"].values()) and not report["cache_hit"]
 
     run = tmp_path / "killed"  # the cache exists now: this run and its resume read it (cache_hit)
-    slow = dict(env, TRAINWISE_TEST_CHECKPOINT_DELAY="0.3")  # time to kill it mid-epoch on a fast machine
-    proc = subprocess.Popen([PY, "-m", "trainwise", "train", *ARGS, "--run-dir", "killed", "--quiet"], cwd=tmp_path,
-                            env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline and \
-            len(list_checkpoints(run / "checkpoints") if (run / "checkpoints").is_dir() else []) < 2:
-        time.sleep(0.01)
-    assert proc.poll() is None, proc.communicate()[1].decode()
-    proc.send_signal(signal.SIGKILL)  # mid-epoch: 4-step checkpoints, several per epoch
-    proc.wait()
+    kill_after_checkpoints(["train", *ARGS, "--run-dir", "killed", "--quiet"], tmp_path, run, env)
     resumed = subprocess.run([PY, "-m", "trainwise", "resume", "killed", "--quiet"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr

@@ -7,18 +7,16 @@ import csv
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import kill_after_checkpoints
 from trainwise.config import compose
-from trainwise.train.checkpoint import list_checkpoints
 
 PY = sys.executable
 POS = ["great", "wonderful", "excellent", "loved", "fantastic", "superb", "enjoyable", "brilliant"]
@@ -84,16 +82,7 @@ def test_text_classification_resumes_bit_exactly_after_sigkill(text_run: Path) -
     root = text_run.parent
     env = _env(root / "cache")
     run = root / "killed"
-    slow = dict(env, TRAINWISE_TEST_CHECKPOINT_DELAY="0.3")  # time to kill it mid-epoch on a fast machine
-    proc = subprocess.Popen([PY, "-m", "trainwise", "train", *ARGS, "--run-dir", "killed", "--quiet"], cwd=root,
-                            env=slow, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline and \
-            len(list_checkpoints(run / "checkpoints") if (run / "checkpoints").is_dir() else []) < 2:
-        time.sleep(0.01)
-    assert proc.poll() is None, proc.communicate()[1].decode()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoints(["train", *ARGS, "--run-dir", "killed", "--quiet"], root, run, env)
     assert not (run / "tokenizer.json").exists()  # written when training ends
     resumed = subprocess.run([PY, "-m", "trainwise", "resume", "killed", "--quiet"], cwd=root, env=env,
                              capture_output=True, text=True, timeout=600)

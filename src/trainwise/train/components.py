@@ -398,13 +398,13 @@ def open_run_dir(cfg: Config, run_dir: str | Path | None, resume: str | Path | N
 
 def make_augment(cfg: Config, p: Parts, loader: Loader, device: torch.device) -> BatchAugment:
     d, t = cfg.data, cfg.train
-    images = first_batch(loader)[0].ndim == 4  # (B, C, H, W)
+    xb = first_batch(loader)[0]
+    images = xb.ndim == 4  # (B, C, H, W)
     if t.cutmix_alpha > 0 and not images:
         raise TrainwiseError("train.cutmix_alpha needs image inputs (N, C, H, W); use train.mixup_alpha for "
                              "tabular data")
     kornia = None
     if d.augment == "kornia" and images:  # like shift: an image augmentation means nothing to tabular features
-        xb = first_batch(loader)[0]
         kornia = kornia_pipeline(xb.shape[-2], xb.shape[-1], "light").to(device)
     mixing = (t.mixup_alpha > 0 or t.cutmix_alpha > 0) and p.kind == "classification"
     return BatchAugment(d.augment == "shift" and images, kornia, mixing, p.num_classes, t.mixup_alpha,
