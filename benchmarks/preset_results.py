@@ -283,7 +283,9 @@ NOTES: dict[str, str] = {
     "99.61% with 1 thread (per seed 99.72 / 99.44 / 100.00 / 99.17 / 99.72%) — one test image of one seed moves the "
     "mean by 0.06 points, so the mean's margin is within last-bit numerics; the worst seed (99.17%) clears 99.0% by "
     "three images in both. 45 epochs instead of 30 gave the same validation accuracy on seeds 100–107 (99.79%) and "
-    "0.1 point more test accuracy (99.72% vs 99.62%), within noise, at 17 s instead of 12 s per seed: not adopted.",
+    "0.1 point more test accuracy (99.72% vs 99.62%), within noise, at 17 s instead of 12 s per seed: not adopted "
+    "(each seed S: `trainwise train --preset digits-cnn seed=S train.epochs=E tracking.backends=[]`, E = 30 or 45, "
+    "val/test accuracy and wall_seconds from summary.json, 2 threads, quiet machine, 2026-12-06).",
     "adding-lstm / adding-rnn": "the bar was \"LSTM ≤ 0.05; vanilla RNN not (MSE > 0.1)\". Whether the vanilla RNN "
     "learns the adding problem at length 100 flips with the seed and with last-bit numerics: it sat at the 0.167 "
     "baseline on seed 0 until the fused Adam kernel (same algorithm, different last bits) gave 0.082, and over seeds "
