@@ -63,6 +63,7 @@ bench: $(BSTAMP)
 	$(BENCH_LOCK) $(BBIN)/python benchmarks/bench_loop.py
 	$(BENCH_LOCK) $(BBIN)/python benchmarks/bench_peers.py
 	$(BBIN)/python benchmarks/bench_gpu.py
+	$(BBIN)/python benchmarks/readme_numbers.py
 
 bench-quick: $(BSTAMP)
 	$(BENCH_LOCK) $(BBIN)/python benchmarks/bench_peers.py --quick

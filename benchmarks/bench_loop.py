@@ -274,10 +274,10 @@ def tracking_table(variants: list[Variant]) -> list[str]:
         loop = [t.loop / t.epochs for t in v.times]
         whole = [t.total / t.epochs for t in v.times]
         inside = statistics.median(t.tracker / t.epochs for t in v.times)
-        r_loop = statistics.median(t.loop / b.loop for t, b in zip(v.times, base))
-        r_whole = statistics.median(t.total / b.total for t, b in zip(v.times, base))
-        rows.append(f"| {v.name} | {_ms(statistics.median(loop))} | {r_loop:.3f}× | {_ms(statistics.median(whole))} "
-                    f"| {r_whole:.3f}× | {_ms(min(loop))}–{_ms(max(loop))} | {inside * 1e3:.3f} |")
+        r_loop = ratio_cell([t.loop / b.loop for t, b in zip(v.times, base)], 3)
+        r_whole = ratio_cell([t.total / b.total for t, b in zip(v.times, base)], 3)
+        rows.append(f"| {v.name} | {_ms(statistics.median(loop))} | {r_loop} | {_ms(statistics.median(whole))} "
+                    f"| {r_whole} | {_ms(min(loop))}–{_ms(max(loop))} | {inside * 1e3:.3f} |")
     return rows
 
 
@@ -530,12 +530,12 @@ def dataset_table(variants: list[Variant]) -> tuple[list[str], dict[str, float]]
         base = by[v.name.replace("trainwise Dataset", "dataloader")].times
         for loop in ((False, True) if v.name.startswith("trainwise") else (False,)):
             xs = [(t.loop if loop else t.total) / t.epochs for t in v.times]
-            r = statistics.median(a / (b.total / b.epochs) for a, b in zip(xs, base))
+            per_round = [a / (b.total / b.epochs) for a, b in zip(xs, base)]
             name = v.name + (", epoch loop only" if loop else ", whole fit()" if v.name.startswith("trainwise") else "")
-            ratios[name] = r
+            ratios[name] = statistics.median(per_round)
             loss = statistics.median(t.train_loss for t in v.times)
-            rows.append(f"| {name} | {_ms(statistics.median(xs))} | {_ms(min(xs))}–{_ms(max(xs))} | {r:.2f}× | "
-                        f"{loss:.4f} |")
+            rows.append(f"| {name} | {_ms(statistics.median(xs))} | {_ms(min(xs))}–{_ms(max(xs))} | "
+                        f"{ratio_cell(per_round)} | {loss:.4f} |")
     return rows, ratios
 
 
@@ -623,9 +623,9 @@ def ablation_table(variants: list[Variant], steps: int) -> list[str]:
         xs = [t.loop / t.epochs for t in v.times]
         base = [t.total / t.epochs for t in plain]
         diff = statistics.median(a - b for a, b in zip(xs, base)) / steps * 1e6
-        ratio = statistics.median(a / b for a, b in zip(xs, base))
+        ratio = ratio_cell([a / b for a, b in zip(xs, base)], 3)
         lines.append(f"| {v.name} | {v.what} | {_ms(statistics.median(xs))} | {_ms(min(xs))}–{_ms(max(xs))} | "
-                     f"{diff:+.0f} | {ratio:.3f}× |")
+                     f"{diff:+.0f} | {ratio} |")
     return lines
 
 
@@ -806,6 +806,12 @@ def machine() -> dict[str, str]:
                          + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")}
 
 
+def ratio_cell(ratios: list[float], digits: int = 2) -> str:
+    """A ratio as the median of its per-round values with their min–max, e.g. ``1.06× (0.98–1.12)``: the spread is
+    what tells a real difference from round-to-round noise (issue 20)."""
+    return f"{statistics.median(ratios):.{digits}f}× ({min(ratios):.{digits}f}–{max(ratios):.{digits}f})"
+
+
 def _ms(v: float) -> str:
     return f"{v * 1e3:.1f}"
 
@@ -817,8 +823,8 @@ def table(variants: list[Variant]) -> tuple[list[str], dict[str, float]]:
     def per_epoch(ts: list[Timing], loop: bool) -> list[float]:
         return [(t.loop if loop else t.total) / t.epochs for t in ts]
 
-    def paired(ts: list[Timing], base: list[Timing], loop: bool) -> float:
-        return statistics.median(a / b for a, b in zip(per_epoch(ts, loop), per_epoch(base, False)))
+    def paired(ts: list[Timing], base: list[Timing], loop: bool) -> list[float]:
+        return [a / b for a, b in zip(per_epoch(ts, loop), per_epoch(base, False))]
 
     rows = []
     ratios: dict[str, float] = {}
@@ -829,11 +835,11 @@ def table(variants: list[Variant]) -> tuple[list[str], dict[str, float]]:
             name = v.name + (", epoch loop only" if loop else ", whole fit()" if tw else "")
             xs = per_epoch(v.times, loop)
             r_plain, r_match = paired(v.times, plain, loop), paired(v.times, base, loop)
-            ratios[name] = r_plain
+            ratios[name] = statistics.median(r_plain)
             loss = statistics.median(t.train_loss for t in v.times)
             rows.append(f"| {name} | {_ms(statistics.median(xs))} | {_ms(min(xs))}–{_ms(max(xs))} | "
-                        f"{r_plain:.2f}× | {r_match:.2f}× ({'plain+eval' if base is plain_eval else 'plain'}) | "
-                        f"{loss:.4f} |")
+                        f"{ratio_cell(r_plain)} | {ratio_cell(r_match)} "
+                        f"({'plain+eval' if base is plain_eval else 'plain'}) | {loss:.4f} |")
     header = ["| variant | median ms/epoch | min–max | × plain | × matched baseline | final train loss |",
               "|---|---:|---:|---:|---:|---:|"]
     return header + rows, ratios
@@ -905,7 +911,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"Run: {time.strftime('%Y-%m-%d %H:%M:%S')}, the `trainwise` workload above (val + run dir), "
                 f"{args.epochs} epochs per measurement, {args.repeats} interleaved rounds, {args.warmup} warm-up "
                 f"rounds.\n\n{env}\n- {noise}\n\n" + "\n".join(lines) + "\n\n"
-                "Ratios are medians of per-round ratios against `tracking off` in the same round. \"Epoch loop\" is "
+                "Ratios are medians of per-round ratios against `tracking off` in the same round, with their min–max over the "
+                "rounds in brackets. \"Epoch loop\" is "
                 "fit()'s `wall_seconds` (what tracking adds per epoch: scalars at log intervals and epoch ends, "
                 "monitor samples); \"whole fit()\" adds the once-per-run costs (opening the writer or store, "
                 "params, hparams, artifacts) spread over the epochs. The last column is the wall time the loop spent inside "
@@ -938,7 +945,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"Run: {time.strftime('%Y-%m-%d %H:%M:%S')}, {args.epochs} epochs per measurement, "
                         f"{args.repeats} interleaved rounds, {args.warmup} warm-up rounds.\n\n{env}\n- {noise}\n\n"
                         + "\n".join(lines) + f"\n\n**{verdict}.**\n\n"
-                        "Ratios are medians of per-round ratios against `plain`'s whole time per epoch (and against "
+                        "Ratios are medians of per-round ratios (min–max over the rounds in brackets) against `plain`'s whole "
+                        "time per epoch (and against "
                         "`plain+eval` for rows that evaluate). \"Epoch loop only\" is fit()'s own `wall_seconds` "
                         "(epochs incl. per-epoch evaluation and saves; excl. setup and the final writes / plot).\n")
 

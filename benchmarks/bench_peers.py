@@ -430,8 +430,8 @@ def train_table(w: Workload, variants: list[bl.Variant], peak: float | None) -> 
     def per(ts: list[bl.Timing], loop: bool) -> list[float]:
         return [(t.loop if loop else t.total) / t.epochs for t in ts]
 
-    def ratio(ts: list[bl.Timing], loop: bool) -> float:
-        return statistics.median(a / b for a, b in zip(per(ts, loop), per(plain, False)))
+    def ratio(ts: list[bl.Timing], loop: bool) -> list[float]:
+        return [a / b for a, b in zip(per(ts, loop), per(plain, False))]
 
     head = ["| variant | ms/epoch, whole call (median) | min–max | × plain | ms/epoch, training loop | × plain "
             "(loop) | final train loss |" + (" GFLOP/s (loop) | % of peak |" if peak else ""),
@@ -442,8 +442,11 @@ def train_table(w: Workload, variants: list[bl.Variant], peak: float | None) -> 
         evaluates = v.name not in ("plain", "dataloader", REFERENCE)
         flops = w.train_flops + (w.val_flops if evaluates else 0.0)
         s = {"whole_ms": statistics.median(whole) * 1e3, "whole_min_ms": min(whole) * 1e3,
-             "whole_max_ms": max(whole) * 1e3, "ratio": ratio(v.times, False), "loop_ms": statistics.median(loop) * 1e3,
-             "loop_ratio": ratio(v.times, True), "train_loss": statistics.median(t.train_loss for t in v.times),
+             "whole_max_ms": max(whole) * 1e3, "ratio": statistics.median(ratio(v.times, False)),
+             "ratio_cell": bl.ratio_cell(ratio(v.times, False)), "loop_ms": statistics.median(loop) * 1e3,
+             "loop_ratio": statistics.median(ratio(v.times, True)),
+             "loop_ratio_cell": bl.ratio_cell(ratio(v.times, True)),
+             "train_loss": statistics.median(t.train_loss for t in v.times),
              "rounds": len(v.times), "flops_per_s": flops / statistics.median(loop) if flops else None,
              "whole_ms_per_round": [x * 1e3 for x in whole], "loop_ms_per_round": [x * 1e3 for x in loop]}
         stats[v.name] = s
@@ -452,8 +455,8 @@ def train_table(w: Workload, variants: list[bl.Variant], peak: float | None) -> 
             extra = f" {s['flops_per_s'] / 1e9:.1f} | {s['flops_per_s'] / peak * 100:.0f}% |"
         same = all(t.total == t.loop for t in v.times)
         loop_ms = "=" if same else f"{s['loop_ms']:.1f}"
-        loop_ratio = "=" if same else f"{s['loop_ratio']:.2f}×"
-        rows.append(f"| {v.name} | {s['whole_ms']:.1f} | {_pm(whole)} | {s['ratio']:.2f}× | {loop_ms} | {loop_ratio} "
+        loop_ratio = "=" if same else s["loop_ratio_cell"]
+        rows.append(f"| {v.name} | {s['whole_ms']:.1f} | {_pm(whole)} | {s['ratio_cell']} | {loop_ms} | {loop_ratio} "
                     f"| {s['train_loss']:.4f} |{extra}")
     return head + rows, stats
 
@@ -464,23 +467,25 @@ def verdicts(results: dict[str, dict[str, Any]], peak: float | None, flops: dict
         r = results["mlp"]["trainwise"]
         ok = r["ratio"] <= TARGET_OVERHEAD
         out.append(f"trainwise defaults ≤ {TARGET_OVERHEAD:.2f}× plain on the overhead-bound digits MLP: "
-                   f"**{'MET' if ok else 'NOT MET'}** — {r['ratio']:.2f}× for the whole `fit()` call, "
-                   f"{r['loop_ratio']:.2f}× for its epoch loop (plain+eval: "
-                   f"{results['mlp']['plain+eval']['ratio']:.2f}×; trainwise run_dir=None "
-                   f"{results['mlp']['trainwise run_dir=None']['ratio']:.2f}×).")
+                   f"**{'MET' if ok else 'NOT MET'}** — {r['ratio_cell']} for the whole `fit()` call, "
+                   f"{r['loop_ratio_cell']} for its epoch loop (plain+eval: "
+                   f"{results['mlp']['plain+eval']['ratio_cell']}; trainwise run_dir=None "
+                   f"{results['mlp']['trainwise run_dir=None']['ratio_cell']}; median of per-round ratios with "
+                   "their min–max).")
     for name, res in results.items():
         tw = res.get("trainwise")
         peers = {p: res[p] for p in PEERS if p in res}
         if tw is None or not peers:
             continue
         # Rounds share noise: the verdict uses the median of per-round ratios trainwise ÷ peer (as × plain does).
-        paired = {p: statistics.median(a / b for a, b in zip(tw["whole_ms_per_round"], r["whole_ms_per_round"]))
-                  for p, r in peers.items()}
-        detail = ", ".join(f"{p} {r['whole_ms']:.1f} ms ({paired[p]:.2f}×)" for p, r in peers.items())
+        per_round = {p: [a / b for a, b in zip(tw["whole_ms_per_round"], r["whole_ms_per_round"])]
+                     for p, r in peers.items()}
+        paired = {p: statistics.median(v) for p, v in per_round.items()}
+        detail = ", ".join(f"{p} {r['whole_ms']:.1f} ms ({bl.ratio_cell(per_round[p])})" for p, r in peers.items())
         out.append(f"{name}: trainwise defaults faster than Lightning and Accelerate: "
                    f"**{'MET' if all(x < 1 for x in paired.values()) else 'NOT MET'}** — trainwise "
                    f"{tw['whole_ms']:.1f} ms/epoch vs {detail} (whole call, medians; in brackets the median of "
-                   "per-round ratios trainwise ÷ peer, < 1 = trainwise faster).")
+                   "per-round ratios trainwise ÷ peer with their min–max, < 1 = trainwise faster).")
     if peak and "compute" in results:
         res = results["compute"]
         for name in ("plain", "trainwise", REFERENCE):
@@ -773,7 +778,8 @@ def main(argv: list[str] | None = None) -> int:
                 "\"whole call\" is the wall time of everything from building the optimizer / Trainer to the "
                 "return, ÷ epochs; \"training loop\" is fit()'s `wall_seconds` (trainwise), on_train_start → "
                 "on_train_end (Lightning), or the same as the whole call (hand-written loops, marked =). "
-                "Ratios are medians of per-round ratios to `plain`'s whole time (rounds share noise). "
+                "Ratios are medians of per-round ratios to `plain`'s whole time (rounds share noise), with their "
+                "min–max over the rounds in brackets. "
                 "Lightning and Accelerate get the same in-memory batches as `plain` (an iterable of `x[idx]` "
                 "gathers), so their rows measure the framework, not a DataLoader.\n\n" + "\n".join(parts))
         if "data" in args.sections:

@@ -20,8 +20,9 @@ def _plain_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return self.a2(self.n2(self.conv2(self.a1(self.n1(self.conv1(x))))))
 
 
-def stem_and_head_grads(blocks: int, init: str, residual: bool, x: torch.Tensor, y: torch.Tensor) -> tuple:
-    torch.manual_seed(0)
+def stem_and_head_grads(blocks: int, init: str, residual: bool, x: torch.Tensor, y: torch.Tensor,
+                        seed: int) -> tuple:
+    torch.manual_seed(seed)  # the initial weights
     model = trainwise.create_model("cnn", in_shape=(1, 8, 8), out_dim=10, width=16, stages=1, blocks=blocks,
                                    norm="none", init=init)
     if not residual:
@@ -50,19 +51,20 @@ def main() -> None:
             f"(gradients scaled by {post / pre:.2e})")
 
     blocks = int(c.pick(20, 8))
-    rows = {}
-    for init in ("default", "kaiming"):
-        for residual in (True, False):
-            stem, head = stem_and_head_grads(blocks, init, residual, x, y)
-            rows[init, residual] = stem / head
-            c.say(f"init={init:<8} {'residual' if residual else 'plain   '} {blocks} blocks: |∇stem| {stem:.2e}, "
-                  f"|∇head| {head:.2e}, ratio {stem / head:.2e}")
-    ok = rows["default", False] < 1e-3 and rows["default", True] > 1e-1
-    c.check("residual blocks keep early-layer gradients alive where a plain deep stack loses them", ok,
-            f"{2 * blocks}-conv ReLU stack, no norm, PyTorch default init: first-layer/head gradient ratio "
-            f"{rows['default', True]:.2e} with shortcuts vs {rows['default', False]:.1e} without; (with He init the "
-            f"plain stack keeps {rows['kaiming', False]:.2f} — init alone also prevents vanishing at this depth)")
-
+    rows: dict[tuple[str, bool], list[float]] = {(i, r): [] for i in ("default", "kaiming") for r in (True, False)}
+    for seed in c.seeds():
+        for init, residual in rows:
+            stem, head = stem_and_head_grads(blocks, init, residual, x, y, seed)
+            rows[init, residual].append(stem / head)
+            c.say(f"seed {seed} init={init:<8} {'residual' if residual else 'plain   '} {blocks} blocks: "
+                  f"|∇stem| {stem:.2e}, |∇head| {head:.2e}, ratio {stem / head:.2e}")
+    he_plain = rows["kaiming", False]
+    c.compare("residual blocks keep early-layer gradients alive where a plain deep stack loses them",
+              rows["default", True], rows["default", False], names=("shortcuts", "plain"), ratio=True, margin=99.0,
+              fmt=".1e", what="first-layer/head gradient-norm ratio",
+              context=f"{2 * blocks}-conv ReLU stack, no norm, PyTorch default init, a new init per seed ('alive': "
+                      f"at least 100× more gradient reaches the first layer; with He init the plain stack keeps "
+                      f"{min(he_plain):.2f}–{max(he_plain):.2f}, so init alone also prevents vanishing at this depth)")
 
 if __name__ == "__main__":
     main()

@@ -13,12 +13,10 @@ from trainwise.data.loaders import make_loader
 CPU = torch.device("cpu")
 
 
-def epoch_seconds(loader: object, repeats: int) -> float:
-    def one_epoch() -> None:
-        for _x, _y in loader:  # type: ignore[attr-defined]
-            pass
-
-    return c.timeit(one_epoch, repeats=repeats)
+def epoch(loader: object) -> None:
+    """Draw every batch of one epoch."""
+    for _x, _y in loader:  # type: ignore[attr-defined]
+        pass
 
 
 class SlowDataset(Dataset):
@@ -42,21 +40,20 @@ def main() -> None:
     kw = {"batch_size": 64, "shuffle": True, "drop_last": False, "seed": 0, "device": CPU}
     memory = make_loader((x, y), mode="memory", **kw)
     dataloader = make_loader((x, y), mode="dataloader", **kw)  # TensorDataset → per-sample __getitem__ + collate
-    repeats = int(c.pick(5, 1))
-    t_mem, t_dl = epoch_seconds(memory, repeats), epoch_seconds(dataloader, repeats)
-    c.say(f"{type(memory).__name__}: {t_mem * 1e3:.2f} ms per epoch; {type(dataloader).__name__}: "
-          f"{t_dl * 1e3:.2f} ms ({len(x)} digits, batch 64)")
-    c.check("per-sample __getitem__ + collate is far slower than batched indexing for in-memory tensors",
-            t_dl > 5 * t_mem,
-            f"one epoch of {len(x)} samples: DataLoader path {t_dl * 1e3:.1f} ms vs in-memory x[idx] batches "
-            f"{t_mem * 1e3:.2f} ms ({t_dl / t_mem:.0f}× slower)")
+    t = c.rounds({"memory": lambda: epoch(memory), "dataloader": lambda: epoch(dataloader)})
+    c.say(f"{type(memory).__name__}: {min(t['memory']) * 1e3:.2f} ms per epoch; {type(dataloader).__name__}: "
+          f"{min(t['dataloader']) * 1e3:.2f} ms ({len(x)} digits, batch 64, fastest round)")
+    c.compare("per-sample __getitem__ + collate is far slower than batched indexing for in-memory tensors",
+              [v * 1e3 for v in t["memory"]], [v * 1e3 for v in t["dataloader"]],
+              names=("batched x[idx]", "DataLoader"), higher=False, ratio=True, margin=4.0, over="rounds", fmt=".2f",
+              what="ms per epoch", context=f"one epoch of {len(x)} digits, batch 64, 1 thread ('far': more than 5×)")
 
     slow = SlowDataset(int(c.pick(256, 128)), 0.002)
-    t0 = epoch_seconds(make_loader(slow, num_workers=0, **kw), 1)
-    t2 = epoch_seconds(make_loader(slow, num_workers=2, persistent_workers=False, **kw), 1)
-    c.check("workers help when loading is the bottleneck", t0 / t2 > 1.3,
-            f"{len(slow)} samples at 2 ms each: {t0:.2f} s per epoch with num_workers=0, {t2:.2f} s with 2 workers "
-            f"({t0 / t2:.1f}× faster, including worker start-up)")
+    t = c.rounds({"0 workers": lambda: epoch(make_loader(slow, num_workers=0, **kw)),
+                  "2 workers": lambda: epoch(make_loader(slow, num_workers=2, persistent_workers=False, **kw))})
+    c.compare("workers help when loading is the bottleneck", t["2 workers"], t["0 workers"],
+              names=("2 workers", "0 workers"), higher=False, ratio=True, margin=0.3, over="rounds", fmt=".2f",
+              what="s per epoch", context=f"{len(slow)} samples at 2 ms each, including worker start-up")
 
     batch = torch.randn(256, 3, 64, 64)  # 12 MB
     if torch.cuda.is_available():

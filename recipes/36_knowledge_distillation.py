@@ -10,8 +10,8 @@ import trainwise
 from trainwise.tasks.distillation import Distillation
 
 
-def train_student(task: Distillation, x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.nn.Module:
-    torch.manual_seed(1)
+def train_student(task: Distillation, x: torch.Tensor, y: torch.Tensor, steps: int, seed: int) -> torch.nn.Module:
+    torch.manual_seed(1000 + seed)  # the same student init for both arms of a seed
     student = trainwise.create_model("mlp", in_shape=(64,), out_dim=10, hidden=[32])
     opt = torch.optim.Adam(student.parameters(), 3e-3)
     for _ in range(steps):  # full-batch steps on the small labelled set, with the task's own loss
@@ -25,39 +25,41 @@ def train_student(task: Distillation, x: torch.Tensor, y: torch.Tensor, steps: i
 def main() -> None:
     c.setup()
     xs, ys = c.digits()
-    rng = np.random.default_rng(0)
-    perm = rng.permutation(len(ys))
-    few, test = perm[:int(c.pick(100, 60))], perm[1000:]
-    torch.manual_seed(0)
-    teacher_model = trainwise.create_model("mlp", in_shape=(64,), out_dim=10, hidden=[256, 256])
-    teacher = trainwise.fit(teacher_model, {"train": (xs[perm[:900]], ys[perm[:900]]),
-                                            "val": (xs[perm[900:1000]], ys[perm[900:1000]]),
-                                            "test": (xs[test], ys[test])},
-                            epochs=int(c.pick(20, 8)), run_dir=None)
-    c.say(f"teacher (trained on 900 digits): test accuracy {teacher.summary['test/accuracy']:.3f}")
-
-    def task(alpha: float, temperature: float) -> Distillation:
-        t = Distillation(10, 0.0, teacher="in-memory", temperature=temperature, alpha=alpha)
-        t.teacher = teacher.model.eval().requires_grad_(False)  # what setup() loads from a teacher run
-        return t
-
-    x_few, y_few = torch.tensor(xs[few]), torch.tensor(ys[few])
-    x_test, y_test = torch.tensor(xs[test]), torch.tensor(ys[test])
-    with torch.no_grad():
-        p4 = torch.softmax(teacher.model(x_few) / 4, 1)
-    entropy = -(p4 * p4.clamp_min(1e-12).log()).sum(1).mean().item()
     steps = int(c.pick(300, 150))
-    acc = {}
-    for label, alpha in (("hard labels", 0.0), ("soft targets T=4", 0.9)):
-        student = train_student(task(alpha, 4.0), x_few, y_few, steps)
+    acc: dict[str, list[float]] = {"hard labels": [], "soft targets T=4": []}
+    entropies = []
+    for seed in c.seeds():  # per seed: which digits are labelled, the teacher, the student's init
+        perm = np.random.default_rng(seed).permutation(len(ys))
+        few, test = perm[:int(c.pick(100, 60))], perm[1000:]
+        torch.manual_seed(seed)
+        teacher_model = trainwise.create_model("mlp", in_shape=(64,), out_dim=10, hidden=[256, 256])
+        teacher = trainwise.fit(teacher_model, {"train": (xs[perm[:900]], ys[perm[:900]]),
+                                                "val": (xs[perm[900:1000]], ys[perm[900:1000]]),
+                                                "test": (xs[test], ys[test])},
+                                epochs=int(c.pick(20, 8)), run_dir=None, seed=seed)
+
+        def task(alpha: float, temperature: float, teacher: trainwise.FitResult = teacher) -> Distillation:
+            t = Distillation(10, 0.0, teacher="in-memory", temperature=temperature, alpha=alpha)
+            t.teacher = teacher.model.eval().requires_grad_(False)  # what setup() loads from a teacher run
+            return t
+
+        x_few, y_few = torch.tensor(xs[few]), torch.tensor(ys[few])
+        x_test, y_test = torch.tensor(xs[test]), torch.tensor(ys[test])
         with torch.no_grad():
-            acc[label] = (student(x_test).argmax(1) == y_test).float().mean().item()
-        c.say(f"student on {len(few)} digits with {label}: test accuracy {acc[label]:.3f}")
-    c.check("soft targets at temperature T carry more signal than hard labels",
-            acc["soft targets T=4"] > acc["hard labels"],
-            f"a 64→32→10 student trained on {len(few)} labelled digits: test accuracy {acc['soft targets T=4']:.3f} "
-            f"from the teacher's T=4 soft targets (α=0.9) vs {acc['hard labels']:.3f} from hard labels alone; the "
-            f"soft targets carry {entropy:.2f} nats per sample where a one-hot label carries 0")
+            p4 = torch.softmax(teacher.model(x_few) / 4, 1)
+        entropies.append(-(p4 * p4.clamp_min(1e-12).log()).sum(1).mean().item())
+        for label, alpha in (("hard labels", 0.0), ("soft targets T=4", 0.9)):
+            student = train_student(task(alpha, 4.0), x_few, y_few, steps, seed)
+            with torch.no_grad():
+                acc[label].append((student(x_test).argmax(1) == y_test).float().mean().item())
+        c.say(f"seed {seed}: teacher (900 digits) test accuracy {teacher.summary['test/accuracy']:.3f}; student on "
+              f"{len(few)} digits: hard labels {acc['hard labels'][-1]:.3f}, soft targets "
+              f"{acc['soft targets T=4'][-1]:.3f}")
+    c.compare("soft targets at temperature T carry more signal than hard labels", acc["soft targets T=4"],
+              acc["hard labels"], names=("soft targets", "hard labels"), fmt=".3f", what="test accuracy",
+              context=f"a 64→32→10 student, {steps} full-batch Adam steps on {len(few)} labelled digits (a new "
+                      f"labelled set and teacher per seed); soft = the teacher's T=4 targets with α=0.9, carrying "
+                      f"{np.mean(entropies):.2f} nats per sample where a one-hot label carries 0")
 
     torch.manual_seed(0)
     s = torch.randn(256, 10, requires_grad=True)

@@ -168,3 +168,16 @@ def test_python_api_options_are_validated_like_overrides(options):
     key = next(iter(options))
     with pytest.raises(TrainwiseError, match=key.split(".")[-1]):
         from_kwargs(**options)
+
+
+def test_from_kwargs_takes_numpy_scalars():
+    """An lr drawn with numpy (np.float64) or a width from np.arange must work like the Python number: OmegaConf
+    alone refuses numpy types ('Value 'float64' is not a supported primitive type')."""
+    import numpy as np
+
+    cfg = from_kwargs(**{"optim.lr": 10 ** np.float64(-2.5), "data.batch_size": np.int64(32)},
+                      optim={"beta1": np.float32(0.5)}, **{"data.classes": [np.int64(3), np.int64(5)]})
+    assert cfg.optim.lr == 10 ** -2.5 and type(cfg.optim.lr) is float
+    assert cfg.data.batch_size == 32 and cfg.optim.beta1 == 0.5 and list(cfg.data.classes) == [3, 5]
+    with pytest.raises(TrainwiseError):
+        from_kwargs(**{"optim.lr": np.array([1e-3, 1e-2])})  # an array is not a number

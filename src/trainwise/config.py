@@ -292,6 +292,18 @@ def to_yaml(cfg: DictConfig | Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)) if isinstance(cfg, Config) else cfg, resolve=True)
 
 
+def _plain(value: Any) -> Any:
+    """NumPy scalars (an lr drawn with numpy, a width from ``np.arange``) as the Python numbers OmegaConf stores;
+    lists and dicts of them too. Anything else is passed on unchanged, to be type-checked by the merge."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    return value
+
+
 def from_kwargs(base: DictConfig | Config | None = None, **options: Any) -> DictConfig:
     """Python-API options (``epochs=5``, ``optim={'lr': 1e-3}``, ``**{'optim.lr': 1e-3}``) applied over ``base``
     (default: the schema's defaults), validated like command-line overrides."""
@@ -304,7 +316,7 @@ def from_kwargs(base: DictConfig | Config | None = None, **options: Any) -> Dict
             key = f"train.{key}"
         if key == "model" or key.startswith("model."):
             raise TrainwiseError("fit() takes the model itself; model.* options only apply to configs")
-        items.append((key, value))
+        items.append((key, _plain(value)))
     # One OmegaConf merge of all options: each merge deep-copies the whole config, and benchmarks/bench_loop.py's 9
     # options took 32 ms merged one by one on a fresh schema, 4 ms merged at once on the cached one.
     # It gives the sequential result whenever no option overrides a value another one set; otherwise, and whenever
