@@ -6,7 +6,6 @@ construct data and models through these two functions, so a run reopened later s
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from typing import Any, cast
 
@@ -31,7 +30,7 @@ def load_data(cfg: DictConfig) -> Splits:
     if d.source == "images":  # decoded once into a uint8 memory-mapped cache (data/images.py)
         splits, report = load_images(str(d.path), cfg.seed, d.val_fraction, d.test_fraction, d.standardize,
                                      d.image_size, d.channels, d.on_bad_file, d.cache_dir,
-                                     quiet=not sys.stderr.isatty(), **pick)
+                                     quiet=False, **pick)  # a decode bar when stderr is a terminal
         splits.report = report.to_dict()
         return splits
     if d.source == "text":  # tokenized once into a cached id matrix, batches padded to their longest (data/text.py)

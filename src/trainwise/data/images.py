@@ -43,6 +43,7 @@ from trainwise.data.splits import (
     fraction_positions,
 )
 from trainwise.errors import TrainwiseError
+from trainwise.progress import task_bar
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 CACHE_VERSION = 1  # bump when decoding changes: old caches then miss instead of being reused
@@ -179,12 +180,10 @@ def _build(root: Path, files: dict[str, list[tuple[Path, str]]], classes: list[s
 
     try:
         # Pillow releases the GIL while decoding: threads use the cores without copying pixels between processes.
-        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-            for k, _ in enumerate(pool.map(one, range(len(items)))):
-                if not quiet and len(items) >= 500 and (k + 1) % 500 == 0:
-                    print(f"\rdecoding images: {k + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
-        if not quiet and len(items) >= 500:
-            print(file=sys.stderr)
+        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool, \
+                task_bar(f"decoding {len(items):,} images", len(items), quiet) as advance:
+            for _ in pool.map(one, range(len(items))):
+                advance(1)
         bad.sort(key=lambda b: b["file"])
         if bad and on_bad_file == "error":
             raise TrainwiseError(f"cannot decode image '{bad[0]['file']}' ({bad[0]['reason']}); fix or remove it, or "
