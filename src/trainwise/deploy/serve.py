@@ -1,7 +1,8 @@
 """``trainwise serve``: a run's model behind FastAPI + uvicorn.
 
 The model is loaded once, when the app is created. ``POST /predict`` validates the payload itself (rather than
-through a pydantic model) so every kind of bad input gets a specific 4xx message and never reaches the model.
+through a pydantic model) so every kind of bad input gets a specific 4xx message and never reaches the model. Image
+runs also take image files, as a raw ``image/*`` body or ``{"images": [base64, ...]}`` (deploy/images.py).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoint's annotations at runtime, and
