@@ -89,12 +89,16 @@ def task_bar(description: str, total: int, quiet: bool = False) -> Iterator[Call
     and ``FORCE_COLOR`` are honoured) and not ``quiet``; otherwise ``advance`` does nothing."""
     console = Console(file=sys.stderr, highlight=False)
     if quiet or not console.is_terminal or total <= 0:
-        yield lambda n=1: None
+        yield lambda n: None
         return
     with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("eta"), TimeRemainingColumn(), console=console) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        yield advance
 
 
 def _f(v: Any) -> str:
