@@ -22,7 +22,7 @@ from trainwise.models import create_model, get_spec
 def load_data(cfg: DictConfig) -> Splits:
     """The train/val/test splits a config's ``data`` section describes, rebuilt deterministically from its seed."""
     d = cfg.data
-    # data.classes / holdout_class / label_fraction select rows by index there: the samples stay in the file
+    # npy/images apply data.classes / holdout_class / label_fraction to row indices: the samples stay in the file
     pick = {"classes": list(d.classes) if d.classes is not None else None, "holdout_class": d.holdout_class,
             "label_fraction": d.label_fraction}
     if d.source == "npy":  # larger than memory: Dataset splits over a memory map (data/npy.py)

@@ -29,7 +29,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def cache_root(cache_dir: str | None) -> Path:
     return Path(env) / "images" if env else Path.home() / ".cache" / "trainwise" / "images"
 
 
-def decode(path: Path | IO[bytes], size: int, channels: int) -> np.ndarray:
+def decode(path: Path, size: int, channels: int) -> np.ndarray:
     """One file → (C, S, S) uint8: convert, resize the shorter side to ``size``, centre crop. Raises on bad files."""
     from PIL import Image
 
