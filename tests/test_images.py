@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import kill_after_checkpoints
 from trainwise.data.images import load_images
 from trainwise.data_cmd import write_digits_png
+from trainwise.errors import TrainwiseError
 
 PY = sys.executable
 
@@ -145,3 +146,120 @@ def test_digits_png_command_writes_an_image_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [str(i) for i in range(10)]
     with Image.open(next((tmp_path / "png" / "3").iterdir())) as img:
         assert img.size == (8, 8) and img.mode == "L"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A valid PNG header declaring ``width`` × ``height`` pixels with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_serve_takes_raw_image_files_decoded_as_predict_decodes_them(tmp_path: Path) -> None:
+    """A real `trainwise serve` on an image-folder run: PNG/JPEG/WebP bytes as a raw image/* body and as base64 in
+    JSON answer what `trainwise predict` writes for the same files; bad images are 4xx JSON and the server stays up."""
+    import base64
+    import csv
+    import signal
+    import time
+
+    import httpx
+
+    from trainwise.config import compose
+    from trainwise.deploy.predict import predict_run
+    from trainwise.runner import train
+
+    make_folder(tmp_path / "imgs", n=120)
+    cfg = compose(preset="digits-images", overrides=[f"data.path={tmp_path / 'imgs'}", "train.epochs=2",
+                                                     f"data.cache_dir={tmp_path / 'cache'}", "model.width=8"])
+    run = Path(train(cfg, run_dir=tmp_path / "run", quiet=True).run_dir)  # type: ignore[arg-type]
+    files = [next(p for p in sorted((tmp_path / "imgs").rglob(f"*.{s}")) if p.stem.isdigit())
+             for s in ("png", "jpg", "webp", "bmp")]  # mixed sizes: resized and centre-cropped as in training
+    expected = []
+    for i, f in enumerate(files):
+        with open(predict_run(run, f, tmp_path / f"p{i}.csv")) as fh:
+            row = next(csv.DictReader(fh))
+        expected.append((row.pop("prediction"), [float(v) for v in row.values()]))
+    (tmp_path / "big.png").write_bytes(_png_declaring(9_000, 9_000))  # predict checks the header of these runs too
+    with pytest.raises(TrainwiseError, match="9,000 × 9,000"):
+        predict_run(run, tmp_path / "big.png", tmp_path / "big.csv")
+
+    port = _free_port()
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - a file, not a pipe: a full pipe would block the server
+    proc = subprocess.Popen([PY, "-m", "trainwise", "serve", str(run), "--port", str(port)], cwd=tmp_path,
+                            env=_env(tmp_path / "cache"), stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up: " + (tmp_path / "server.log").read_text()
+            time.sleep(0.3)
+
+        def check(answer: httpx.Response, want: list[tuple[str, list[float]]]) -> None:
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["predictions"] == [p for p, _ in want]
+            np.testing.assert_allclose(body["probabilities"], [q for _, q in want], rtol=1e-5, atol=1e-6)
+
+        raw = files[0].read_bytes()
+        check(httpx.post(f"{base}/predict", content=raw, headers={"content-type": "image/png"}, timeout=30),
+              expected[:1])
+        b64 = [base64.b64encode(f.read_bytes()).decode() for f in files]
+        b64[1] = "data:image/jpeg;base64," + b64[1]  # a data URL works too
+        check(httpx.post(f"{base}/predict", json={"images": b64}, timeout=30), expected)
+
+        bad = [(dict(content=b"\x89PNG\r\n\x1a\n" + b"\0" * 20, headers={"content-type": "image/png"}), 422, "image"),
+               (dict(content=b"", headers={"content-type": "image/png"}), 422, "empty"),
+               (dict(json={"images": ["not base64!"]}), 422, "base64"),
+               (dict(json={"images": [base64.b64encode(b"GIF89a" + b"\0" * 10).decode()]}), 422, "images[0]"),
+               (dict(json={"images": [7]}), 422, "images[0]"),
+               (dict(json={"images": []}), 422, "non-empty"),
+               (dict(content=_png_declaring(9_000, 9_000), headers={"content-type": "image/png"}), 413, "9,000"),
+               (dict(content=_png_declaring(100_000, 100_000), headers={"content-type": "image/png"}), 413, "limit")]
+        for kwargs, status, needle in bad:
+            r = httpx.post(f"{base}/predict", timeout=30, **kwargs)  # type: ignore[arg-type]
+            assert r.status_code == status and needle in r.json()["detail"], (kwargs, r.status_code, r.text)
+        assert httpx.get(f"{base}/health", timeout=5).status_code == 200 and proc.poll() is None
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_serve_image_requests_refused_by_runs_without_image_inputs(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from trainwise.config import compose
+    from trainwise.deploy.serve import create_app
+    from trainwise.runner import train
+
+    cfg = compose(preset="wine-mlp", overrides=["train.epochs=1"])
+    run = Path(train(cfg, run_dir=tmp_path / "run", quiet=True).run_dir)  # type: ignore[arg-type]
+    client = TestClient(create_app(run))
+    png = _png_declaring(8, 8)
+    for r in (client.post("/predict", content=png, headers={"content-type": "image/png"}),
+              client.post("/predict", json={"images": ["iVBORw0KGgo="]})):
+        assert r.status_code == 422 and "tabular" in r.json()["detail"], r.text

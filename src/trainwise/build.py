@@ -6,37 +6,31 @@ construct data and models through these two functions, so a run reopened later s
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from typing import Any, cast
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from trainwise.data.images import load_images
 from trainwise.data.npy import load_npy
 from trainwise.data.sources import load_source
-from trainwise.data.splits import Preprocess, Split, Splits, split_table
-from trainwise.errors import TrainwiseError
+from trainwise.data.splits import Preprocess, Split, Splits, class_selection, fraction_positions, split_table
 from trainwise.models import create_model, get_spec
 
 
 def load_data(cfg: DictConfig) -> Splits:
     """The train/val/test splits a config's ``data`` section describes, rebuilt deterministically from its seed."""
     d = cfg.data
+    # npy/images apply data.classes / holdout_class / label_fraction to row indices: the samples stay in the file
+    pick = {"classes": list(d.classes) if d.classes is not None else None, "holdout_class": d.holdout_class,
+            "label_fraction": d.label_fraction}
     if d.source == "npy":  # larger than memory: Dataset splits over a memory map (data/npy.py)
-        if d.classes is not None or d.holdout_class is not None or d.label_fraction < 1.0:
-            raise TrainwiseError("data.classes, data.holdout_class and data.label_fraction are not supported with "
-                                 "data.source=npy; select the samples when writing x.npy/y.npy")
-        return load_npy(str(d.path), d.task, cfg.seed, d.val_fraction, d.test_fraction, d.standardize)
+        return load_npy(str(d.path), d.task, cfg.seed, d.val_fraction, d.test_fraction, d.standardize, **pick)
     if d.source == "images":  # decoded once into a uint8 memory-mapped cache (data/images.py)
-        if d.classes is not None or d.holdout_class is not None or d.label_fraction < 1.0:
-            raise TrainwiseError("data.classes, data.holdout_class and data.label_fraction are not supported with "
-                                 "data.source=images; arrange the class folders instead")
         splits, report = load_images(str(d.path), cfg.seed, d.val_fraction, d.test_fraction, d.standardize,
                                      d.image_size, d.channels, d.on_bad_file, d.cache_dir,
-                                     quiet=not sys.stderr.isatty())
+                                     quiet=False, **pick)  # a decode bar when stderr is a terminal
         splits.report = report.to_dict()
         return splits
     if d.source == "text":  # tokenized once into a cached id matrix, batches padded to their longest (data/text.py)
@@ -58,34 +52,14 @@ def load_data(cfg: DictConfig) -> Splits:
 
 def select_classes(table: Any, classes: list[int]) -> Any:
     """Keep the samples of ``classes`` and relabel them 0..k-1 in the given order (e.g. digits 5–9 → 0–4)."""
-    if table.task != "classification":
-        raise TrainwiseError("data.classes only applies to classification data")
-    present = set(np.unique(table.y).tolist())
-    missing = [c for c in classes if c not in present]
-    if missing or len(set(classes)) != len(classes) or len(classes) < 2:
-        raise TrainwiseError(f"data.classes={classes} must list ≥ 2 distinct labels of this dataset "
-                             f"(it has {sorted(present)})")
-    keep = np.isin(table.y, classes)
-    relabel = np.zeros(max(present) + 1, np.int64)
-    relabel[classes] = np.arange(len(classes))
-    names = [table.class_names[c] if c < len(table.class_names) else str(c) for c in classes]
+    keep, relabel, names = class_selection(table.y, classes, table.class_names, table.task)
     return replace(table, x=table.x[keep], y=relabel[table.y[keep]], class_names=names,
                    description=table.description + f"; classes {classes} only")
 
 
 def subsample(split: Any, fraction: float, seed: int, stratify: bool) -> Any:
     """A deterministic (stratified) fraction of a split: the few-label regime of transfer learning."""
-    from sklearn.model_selection import (
-        train_test_split,  # deferred: scikit-learn loads only for label_fraction < 1
-    )
-
-    idx = np.arange(len(split))
-    y = split.y.numpy()
-    try:
-        keep, _ = train_test_split(idx, train_size=fraction, random_state=seed, stratify=y if stratify else None)
-    except ValueError as exc:
-        raise TrainwiseError(f"data.label_fraction={fraction} leaves too few samples ({exc})") from None
-    keep = np.sort(keep)
+    keep = fraction_positions(split.y.numpy(), fraction, seed, stratify)
     return Split(split.x[keep], split.y[keep])
 
 

@@ -1,4 +1,5 @@
-"""Progress: a rich bar per epoch (steps/s, running loss) and a compact per-epoch table.
+"""Progress: a rich bar per epoch (steps/s, running loss) and a compact per-epoch table; :func:`task_bar` for work
+with a known size outside the loop (decoding an image folder).
 
 Bars only on a terminal; ``quiet`` silences everything. The running loss shown on the bar is read from the device
 only at log intervals, never per step.
@@ -7,10 +8,20 @@ only at log intervals, never per step.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 
@@ -69,6 +80,25 @@ class Reporter:
         for k, v in values.items():
             t.add_row(k, _f(v) if isinstance(v, float) else str(v))
         self.console.print(t)
+
+
+@contextmanager
+def task_bar(description: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """``with task_bar("decoding images", n) as advance: ... advance(1)``: a bar with its total, elapsed and remaining
+    time on stderr (stdout carries results), shown only when stderr is a terminal (rich's detection: ``TTY_COMPATIBLE``
+    and ``FORCE_COLOR`` are honoured) and not ``quiet``; otherwise ``advance`` does nothing."""
+    console = Console(file=sys.stderr, highlight=False)
+    if quiet or not console.is_terminal or total <= 0:
+        yield lambda n: None
+        return
+    with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("eta"), TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task(description, total=total)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        yield advance
 
 
 def _f(v: Any) -> str:

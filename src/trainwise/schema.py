@@ -102,7 +102,7 @@ class DataConfig:
     holdout_class: int | None = opt(None, "anomaly detection: this class is removed before splitting and all its "
                                     "samples go to the test split, labelled 1")
     classes: list[int] | None = opt(None, "keep only these classes, relabelled 0..k−1 in the given order (e.g. "
-                                    "`[5,6,7,8,9]`)")
+                                    "`[5,6,7,8,9]`); class indices (`images`: folders in sorted order)")
     label_fraction: float = opt(1.0, "keep a stratified fraction of the train split (few-label fine-tuning)",
                                 check=within(0, 1, "(]"))
     options: dict[str, Any] = opt({}, "arguments of a synthetic source, e.g. `data.options.length=100`")

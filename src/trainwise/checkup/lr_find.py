@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from trainwise.data.loaders import make_loader
+from trainwise.data.loaders import loader_input, make_loader
 from trainwise.errors import TrainwiseError
 from trainwise.run.rundir import write_json
 from trainwise.runner import setup
@@ -122,7 +122,7 @@ def lr_find(cfg: DictConfig, out_dir: Path, *, start_lr: float = 1e-7, end_lr: f
     d, t, o = cfg.data, cfg.train, cfg.optim
     task = make_task(splits.task, splits.num_classes, t.label_smoothing, splits.preprocess.y_mean,
                      splits.preprocess.y_std)
-    loader = make_loader((splits.train.x, splits.train.y), d.batch_size, shuffle=True, drop_last=d.drop_last,
+    loader = make_loader(loader_input(splits.train), d.batch_size, shuffle=True, drop_last=d.drop_last,
                          seed=cfg.seed, device=device)
     optimizer = optimizer_from_config(model, cfg.optim)
     # The factor multiplies each group's configured lr, so discriminative group lrs keep their ratio to optim.lr

@@ -401,7 +401,7 @@ def _predictions(rd: Path) -> tuple[str, str, str]:
     from torchmetrics.functional.classification import multiclass_confusion_matrix
 
     from trainwise.build import load_data
-    from trainwise.data.loaders import make_loader
+    from trainwise.data.loaders import loader_input, make_loader
     from trainwise.reopen import open_run
     from trainwise.tasks import make_task
     from trainwise.train.precision import autocast, resolve_device, resolve_precision
@@ -425,7 +425,7 @@ def _predictions(rd: Path) -> tuple[str, str, str]:
         return "confusion", "Confusion matrix", _note("predictions not available: the run has no test or val split")
     precision = resolve_precision(cfg.precision, device)
     model.to(device)
-    loader = make_loader((part.x, part.y), cfg.data.eval_batch_size, shuffle=False, drop_last=False, seed=cfg.seed,
+    loader = make_loader(loader_input(part), cfg.data.eval_batch_size, shuffle=False, drop_last=False, seed=cfg.seed,
                          device=device)
     outs, ys = [], []
     with torch.inference_mode(), autocast(precision, device):

@@ -34,8 +34,16 @@ from typing import Any
 import numpy as np
 
 from trainwise.data.npy import MemmapSplit, train_stats
-from trainwise.data.splits import Preprocess, Splits, stratify_labels
+from trainwise.data.splits import (
+    HOLDOUT_TEST_ERROR,
+    Preprocess,
+    RowSelection,
+    Splits,
+    cut_rows,
+    fraction_positions,
+)
 from trainwise.errors import TrainwiseError
+from trainwise.progress import task_bar
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 CACHE_VERSION = 1  # bump when decoding changes: old caches then miss instead of being reused
@@ -73,18 +81,25 @@ def decode(path: Path, size: int, channels: int) -> np.ndarray:
     """One file → (C, S, S) uint8: convert, resize the shorter side to ``size``, centre crop. Raises on bad files."""
     from PIL import Image
 
-    img: Image.Image  # opened as an ImageFile, rebound to converted/resized copies
     with Image.open(path) as img:
-        img.seek(0)  # GIF: the first frame
-        img = img.convert("L" if channels == 1 else "RGB")
-        w, h = img.size
-        if (w, h) != (size, size):
-            scale = size / min(w, h)
-            nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-            img = img.resize((nw, nh), Image.Resampling.BILINEAR)
-            left, top = (nw - size) // 2, (nh - size) // 2
-            img = img.crop((left, top, left + size, top + size))
-        a = np.asarray(img, dtype=np.uint8)
+        return decode_image(img, size, channels)
+
+
+def decode_image(img: Any, size: int, channels: int) -> np.ndarray:
+    """An opened Pillow image → (C, S, S) uint8, the decode of training (``predict``/``serve`` call it on images
+    they opened themselves, after checking the header)."""
+    from PIL import Image
+
+    img.seek(0)  # GIF: the first frame
+    img = img.convert("L" if channels == 1 else "RGB")
+    w, h = img.size
+    if (w, h) != (size, size):
+        scale = size / min(w, h)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+    a = np.asarray(img, dtype=np.uint8)
     return a[None] if channels == 1 else a.transpose(2, 0, 1)  # (C, S, S)
 
 
@@ -165,12 +180,10 @@ def _build(root: Path, files: dict[str, list[tuple[Path, str]]], classes: list[s
 
     try:
         # Pillow releases the GIL while decoding: threads use the cores without copying pixels between processes.
-        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-            for k, _ in enumerate(pool.map(one, range(len(items)))):
-                if not quiet and len(items) >= 500 and (k + 1) % 500 == 0:
-                    print(f"\rdecoding images: {k + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
-        if not quiet and len(items) >= 500:
-            print(file=sys.stderr)
+        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool, \
+                task_bar(f"decoding {len(items):,} images", len(items), quiet) as advance:
+            for _ in pool.map(one, range(len(items))):
+                advance(1)
         bad.sort(key=lambda b: b["file"])
         if bad and on_bad_file == "error":
             raise TrainwiseError(f"cannot decode image '{bad[0]['file']}' ({bad[0]['reason']}); fix or remove it, or "
@@ -201,12 +214,16 @@ def _build(root: Path, files: dict[str, list[tuple[Path, str]]], classes: list[s
 
 def load_images(path: str, seed: int, val_fraction: float, test_fraction: float, standardize: bool | str = True,
                 image_size: int | None = None, channels: int | None = None, on_bad_file: str = "skip",
-                cache_dir: str | None = None, quiet: bool = True) -> tuple[Splits, Report]:
-    """Splits of :class:`MemmapSplit` Datasets over the decoded cache, and the report of what the folder held."""
-    from sklearn.model_selection import train_test_split
+                cache_dir: str | None = None, quiet: bool = True, classes: list[int] | None = None,
+                holdout_class: int | None = None, label_fraction: float = 1.0) -> tuple[Splits, Report]:
+    """Splits of :class:`MemmapSplit` Datasets over the decoded cache, and the report of what the folder held.
 
+    ``classes`` / ``holdout_class`` / ``label_fraction``: as for in-memory data (``build.load_data``), applied to the
+    row indices of the cache; labels are class indices (positions in the sorted folder names). With train/val/test
+    folders, a held-out class's images of every folder go to the test split.
+    """
     root = Path(path)
-    files, classes, ignored = _scan(root)
+    files, folders, ignored = _scan(root)
     if image_size is None or channels is None:
         size0, ch0 = _first_size(files, image_size is not None)
         image_size, channels = image_size or size0, channels or ch0
@@ -224,43 +241,43 @@ def load_images(path: str, seed: int, val_fraction: float, test_fraction: float,
             raise TrainwiseError(f"cannot decode image '{b['file']}' ({b['reason']}); fix or remove it, or set "
                                  "data.on_bad_file=skip")
     else:
-        meta = _build(root, files, classes, image_size, channels, dest, on_bad_file, quiet)
-    report = Report(str(root), classes, images=len(meta["label"]), ignored_files=ignored, bad_files=meta["bad_files"],
+        meta = _build(root, files, folders, image_size, channels, dest, on_bad_file, quiet)
+    report = Report(str(root), folders, images=len(meta["label"]), ignored_files=ignored, bad_files=meta["bad_files"],
                     cache=str(dest), cache_hit=hit, image_size=image_size, channels=channels)
     if report.bad_files:
         print(f"warning: skipped {len(report.bad_files)} unreadable image file(s) of '{root}' (first: "
               f"{report.bad_files[0]['file']}); listed in the run's data_report.json", file=sys.stderr)
     split = np.asarray(meta["split"])
     y = np.asarray(meta["label"], np.int64)
-    rows = {s: np.flatnonzero(split == s) for s in ("all", "train", "val", "test")}
+    sel = RowSelection.make(y, folders, "classification", classes, holdout_class)
+    keep, held, y, strat = sel.apply(y) if sel.active else (np.ones(len(y), bool), np.zeros(len(y), bool), y, y)
+    rows = {s: np.flatnonzero((split == s) & keep) for s in ("all", "train", "val", "test")}
     if "all" not in meta["split"]:
         idx, val_idx, test_idx = rows["train"], rows["val"], rows["test"]
+        if holdout_class is not None and not (split == "test").any():
+            raise TrainwiseError(f"data.holdout_class needs a test split to hold the anomalies: add '{root}/test' "
+                                 "(or lay the folder out without train/val/test)")
     else:
-        idx = rows["all"]
-        val_idx = test_idx = np.array([], np.int64)
-        try:
-            if test_fraction > 0:
-                idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed,
-                                                 stratify=stratify_labels(y[idx], "classification"))
-            if val_fraction > 0:
-                idx, val_idx = train_test_split(idx, test_size=val_fraction / (1 - test_fraction), random_state=seed,
-                                                stratify=stratify_labels(y[idx], "classification"))
-        except ValueError as exc:
-            raise TrainwiseError(f"cannot split the {len(y)} images of '{root}' into train/val/test ({exc}); add "
-                                 "images or lower data.val_fraction / data.test_fraction") from None
-    present = np.unique(y[idx])
-    if len(present) < 2:
+        if holdout_class is not None and test_fraction <= 0:
+            raise TrainwiseError(HOLDOUT_TEST_ERROR)
+        idx, val_idx, test_idx = cut_rows(rows["all"], strat, "classification", seed, val_fraction, test_fraction,
+                                          True, True, f"the {len(rows['all'])} images of '{root}'")
+    test_idx = np.concatenate([test_idx, np.flatnonzero(held)])  # a held-out class: all of it in test
+    if len(np.unique(strat[idx])) < 2:
         raise TrainwiseError(f"the training images of '{root}' are all of one class; every class needs images")
-    prep = Preprocess(kind="image", task="classification", class_names=classes,
+    prep = Preprocess(kind="image", task="classification", class_names=sel.names,
                       input_shape=[channels, image_size, image_size])
     x = np.load(dest, mmap_mode="r")
     if standardize:
         prep.mean, prep.std = train_stats(x, idx, True, dest)
+    if label_fraction < 1.0:  # after the statistics, as for in-memory data: they come from the whole train split
+        idx = idx[fraction_positions(y[idx], label_fraction, seed, stratify=True)]
     report.per_split = {"train": len(idx), "val": len(val_idx), "test": len(test_idx)}
 
     def part(r: np.ndarray) -> MemmapSplit | None:
         return MemmapSplit(dest, r, y, prep) if len(r) else None
 
-    splits = Splits(part(idx), part(val_idx), part(test_idx), prep, len(classes), {},  # type: ignore[arg-type]
-                    f"images {root}: {len(y)} images of {len(classes)} classes, {channels}×{image_size}×{image_size}")
+    splits = Splits(part(idx), part(val_idx), part(test_idx), prep, len(sel.names), {},  # type: ignore[arg-type]
+                    f"images {root}: {len(y)} images of {len(folders)} classes, {channels}×{image_size}×{image_size}"
+                    + sel.describe(int(held.sum())))
     return splits, report

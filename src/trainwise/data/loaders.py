@@ -255,6 +255,13 @@ class DeviceDataLoader:
             yield x.to(self.device, non_blocking=nb), y.to(self.device, non_blocking=nb)
 
 
+def loader_input(part: Any) -> Dataset | tuple[torch.Tensor, torch.Tensor]:
+    """A split of :class:`~trainwise.data.splits.Splits` as :func:`make_loader` takes it: tensors as ``(x, y)`` (the
+    in-memory path); a Dataset split (npy/images: memory-mapped; text) as is, so it is read batch by batch, never
+    whole."""
+    return part if isinstance(part, Dataset) else (part.x, part.y)
+
+
 def make_loader(data: torch.utils.data.Dataset | tuple[torch.Tensor, torch.Tensor], batch_size: int, *,
                 shuffle: bool, drop_last: bool, seed: int, device: torch.device, mode: str = "auto",
                 num_workers: int = 0, pin_memory: bool | None = None, persistent_workers: bool | None = None,

@@ -13,6 +13,7 @@ Every process opens the file itself (the map is re-opened lazily in each DataLoa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,16 @@ from torch.utils.data import Dataset
 
 from trainwise.data.loaders import Collated
 from trainwise.data.sources import classification_target
-from trainwise.data.splits import Preprocess, Splits, stratify_labels
+from trainwise.data.splits import (
+    HOLDOUT_TEST_ERROR,
+    Preprocess,
+    RowSelection,
+    Splits,
+    cut_rows,
+    fraction_positions,
+)
 from trainwise.errors import TrainwiseError
+from trainwise.safety import check_memory
 
 CHUNK_BYTES = 2 << 20  # raw bytes read per step of the statistics pass (≈5× that at peak, in float64)
 
@@ -43,7 +52,9 @@ def _open(path: Path, mmap: bool) -> np.ndarray:
 
 
 class _Rows:
-    """``split.x[:n]`` for code that shows or exports a few samples (preprocessed, as a tensor)."""
+    """``split.x[key]`` for code that reads a split as a tensor (reports, export parity, quantize calibration):
+    ``key`` a slice or integer positions; preprocessed float32 rows in the order asked for, so they line up with
+    ``split.y[key]``. Refused before reading when the rows would not fit in the memory available."""
 
     def __init__(self, split: MemmapSplit) -> None:
         self.split = split
@@ -51,8 +62,16 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, key: slice) -> torch.Tensor:
-        return self.split.__getitems__(list(range(len(self.split)))[key])[0]
+    def __getitem__(self, key: slice | Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(key, slice):
+            positions = np.arange(len(self.split))[key]
+        else:
+            positions = np.asarray(key, dtype=np.int64).reshape(-1)
+        x = self.split._map()
+        need = 2 * len(positions) * int(np.prod(x.shape[1:])) * max(x.itemsize, 4)  # rows as read + as float32
+        check_memory(need, f"reading {len(positions):,} rows of '{self.split.path}' into memory",
+                     "this command reads the split whole; use fewer samples or a machine with more memory")
+        return torch.from_numpy(self.split.read(positions))
 
 
 class MemmapSplit(Dataset):
@@ -76,6 +95,14 @@ class MemmapSplit(Dataset):
         if self._x is None:
             self._x = np.load(self.path, mmap_mode="r", allow_pickle=False)
         return self._x
+
+    def read(self, positions: np.ndarray) -> np.ndarray:
+        """Preprocessed rows at ``positions``, in that order (read from the map in file order, then put back)."""
+        rows = self.rows[positions]
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((len(rows), *self._map().shape[1:]), np.float32)
+        out[order] = self.prep.apply(self._map()[rows[order]])
+        return out
 
     def __getitems__(self, positions: list[int]) -> Collated:
         rows = np.sort(self.rows[positions])  # file order: sequential reads from the map
@@ -121,10 +148,15 @@ def _labels(path: Path, n: int, task: str, where: Path) -> tuple[np.ndarray, str
 
 
 def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction: float,
-             standardize: bool | str = True) -> Splits:
-    """Splits whose parts are :class:`MemmapSplit` Datasets (the DataLoader path) over ``DIR/x.npy``."""
-    from sklearn.model_selection import train_test_split
+             standardize: bool | str = True, classes: list[int] | None = None, holdout_class: int | None = None,
+             label_fraction: float = 1.0) -> Splits:
+    """Splits whose parts are :class:`MemmapSplit` Datasets (the DataLoader path) over ``DIR/x.npy``.
 
+    ``classes`` / ``holdout_class`` / ``label_fraction``: as for in-memory data (``build.load_data``), applied to the
+    row indices. A given ``x_val.npy`` / ``x_test.npy`` is selected the same way; with a held-out class, the test
+    split's anomalies are the held-out class's rows of the test file when it is given (``x.npy``'s own rows of that
+    class are then left out), else those of ``x.npy``.
+    """
     d = Path(path)
     if not d.is_dir():
         raise TrainwiseError(f"data.source=npy needs data.path=DIR holding x.npy and y.npy; '{d}' is not a directory")
@@ -134,8 +166,12 @@ def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction
         raise TrainwiseError(f"'{xp}' must be a numeric array of shape (N, features…), not {x.dtype} {x.shape}")
     if len(x) == 0:
         raise TrainwiseError(f"'{xp}' is empty")
+    if x.ndim == 3:
+        raise TrainwiseError(f"'{xp}' has shape {x.shape}: give (N, features) or images (N, C, H, W)")
     y, task, names = _labels(d / "y.npy", len(x), task, xp)
-    given = {}
+    sel = RowSelection.make(y, names, task, classes, holdout_class)
+    keep, held, y, strat = sel.apply(y) if sel.active else (np.ones(len(y), bool), np.zeros(len(y), bool), y, y)
+    given: dict[str, tuple[Path, np.ndarray, np.ndarray]] = {}  # part → (file, rows used, labels of every row)
     for part in ("val", "test"):
         px, py = d / f"x_{part}.npy", d / f"y_{part}.npy"
         if px.exists() or py.exists():
@@ -145,6 +181,7 @@ def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction
             ys = _open(py, mmap=False).reshape(-1)
             if len(ys) != len(xs):
                 raise TrainwiseError(f"'{px}' has {len(xs)} rows but '{py}' has {len(ys)}; they must match")
+            rows = np.arange(len(ys))
             if task == "classification":  # the same label → index mapping as the training labels
                 known = {n: i for i, n in enumerate(names)}
                 unknown = sorted({str(v) for v in ys.tolist()} - set(known))
@@ -152,37 +189,36 @@ def load_npy(path: str, task: str, seed: int, val_fraction: float, test_fraction
                     raise TrainwiseError(f"'{py}' has labels {unknown[:5]} that y.npy never uses; every class must "
                                          "appear in training")
                 ys = np.array([known[str(v)] for v in ys.tolist()], np.int64)
-            given[part] = (px, ys.astype(y.dtype))
-    idx = np.arange(len(x))
-    val_idx = test_idx = np.array([], np.int64)
-    try:
-        if test_fraction > 0 and "test" not in given:
-            idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=stratify_labels(y, task))
-        if val_fraction > 0 and "val" not in given:
-            frac = val_fraction / (1 - (0 if "test" in given else test_fraction))
-            idx, val_idx = train_test_split(idx, test_size=frac, random_state=seed, stratify=stratify_labels(y[idx], task))
-    except ValueError as exc:
-        raise TrainwiseError(f"cannot split the {len(x)} samples of '{xp}' into train/val/test ({exc}); use more data "
-                             "or smaller data.val_fraction / data.test_fraction") from None
+                if sel.active:
+                    k, h, ys, _ = sel.apply(ys)
+                    rows = np.flatnonzero(k | h if part == "test" else k)
+            given[part] = (px, rows, ys.astype(y.dtype))
+    if holdout_class is not None and "test" not in given and test_fraction <= 0:
+        raise TrainwiseError(HOLDOUT_TEST_ERROR)
+    idx, val_idx, test_idx = cut_rows(np.flatnonzero(keep), strat, task, seed, val_fraction, test_fraction,
+                                      "val" not in given, "test" not in given, f"the {int(keep.sum())} samples of '{xp}'")
+    if "test" not in given:
+        test_idx = np.concatenate([test_idx, np.flatnonzero(held)])  # the held-out class: all of it in test
     image = x.ndim == 4  # (N, C, H, W): one scalar mean/std, as for in-memory images
     prep = Preprocess(kind="image" if image else "tabular", num_numeric=0 if image else int(np.prod(x.shape[1:])),
-                      task=task, class_names=names, input_shape=list(x.shape[1:]))
-    if x.ndim == 3:
-        raise TrainwiseError(f"'{xp}' has shape {x.shape}: give (N, features) or images (N, C, H, W)")
+                      task=task, class_names=sel.names, input_shape=list(x.shape[1:]))
     if standardize:
         prep.mean, prep.std = train_stats(x, idx, image, xp)
     if task == "regression":
         prep.y_mean, prep.y_std = float(y[idx].mean()), float(y[idx].std()) or 1.0
         y = ((y - prep.y_mean) / prep.y_std).astype(np.float32)
+    if label_fraction < 1.0:  # after the statistics, as for in-memory data: they come from the whole train split
+        idx = idx[fraction_positions(y[idx], label_fraction, seed, stratify=task == "classification")]
 
     def memmap_part(name: str, rows: np.ndarray) -> MemmapSplit | None:
         if name in given:
-            px, ys = given[name]
+            px, rows, ys = given[name]
             if task == "regression":
                 ys = ((ys - prep.y_mean) / prep.y_std).astype(np.float32)
-            return MemmapSplit(px, np.arange(len(ys)), ys, prep)
+            return MemmapSplit(px, rows, ys, prep) if len(rows) else None
         return MemmapSplit(xp, rows, y, prep) if len(rows) else None
 
-    num_classes = len(names) if task == "classification" else 0
+    num_classes = len(sel.names) if task == "classification" else 0
     return Splits(memmap_part("train", idx), memmap_part("val", val_idx), memmap_part("test", test_idx),  # type: ignore[arg-type]
-                  prep, num_classes, {}, f"npy {d}: {len(x)} samples of shape {tuple(x.shape[1:])} (memory-mapped)")
+                  prep, num_classes, {}, f"npy {d}: {len(x)} samples of shape {tuple(x.shape[1:])} (memory-mapped)"
+                  + sel.describe(int(held.sum())))

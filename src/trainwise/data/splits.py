@@ -178,8 +178,7 @@ def _split_with_holdout(table: Table, seed: int, val_fraction: float, test_fract
                         standardize: bool | str, k: int) -> Splits:
     from dataclasses import replace
 
-    if table.task != "classification" or k not in set(np.unique(table.y).tolist()):
-        raise TrainwiseError(f"data.holdout_class={k} is not a class of this dataset; pick one of its labels")
+    check_holdout(table.y, k, table.task)
     normal = table.y != k
     base = split_table(replace(table, x=table.x[normal], y=table.y[normal]), seed, val_fraction, test_fraction,
                        standardize)
@@ -194,7 +193,119 @@ def _split_with_holdout(table: Table, seed: int, val_fraction: float, test_fract
         return Split(x, y)
 
     if base.test is None:
-        raise TrainwiseError("data.holdout_class needs a test split (data.test_fraction > 0) to hold the anomalies")
+        raise TrainwiseError(HOLDOUT_TEST_ERROR)
     base.preprocess.class_names = ["normal", f"class {k} (held out)"]
     return Splits(cast(Split, flag(base.train)), flag(base.val), flag(base.test, anomalies), base.preprocess, 2, base.missing,
                   base.description + f"; class {k} held out as anomalies ({int((~normal).sum())} in test)")
+
+
+# ---- row selection: data.classes / data.holdout_class / data.label_fraction ---------------------------------------
+# One implementation on label arrays and row indices, used by the in-memory sources (build.select_classes,
+# build.subsample, _split_with_holdout) and by the memory-mapped ones (npy, images), which select rows by index and
+# never load the samples themselves.
+
+
+def class_selection(y: np.ndarray, classes: list[int], names: list[str], task: str
+                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``data.classes``: (mask of the samples kept, old label → new label lookup (−1: dropped), the kept classes'
+    names in the given order). Labels are class indices 0..K−1 (positions in the sorted label names)."""
+    if task != "classification":
+        raise TrainwiseError("data.classes only applies to classification data")
+    present = set(np.unique(y).tolist())
+    missing = [c for c in classes if c not in present]
+    if missing or len(set(classes)) != len(classes) or len(classes) < 2:
+        listed = ", ".join(f"{c}={names[c]}" if c < len(names) and names[c] != str(c) else str(c)
+                           for c in sorted(present))
+        raise TrainwiseError(f"data.classes={classes} must list ≥ 2 distinct labels of this dataset "
+                             f"(it has {listed})")
+    relabel = np.full(max(present) + 1, -1, np.int64)
+    relabel[classes] = np.arange(len(classes))
+    return np.isin(y, classes), relabel, [names[c] if c < len(names) else str(c) for c in classes]
+
+
+def check_holdout(y: np.ndarray, k: int, task: str) -> None:
+    if task != "classification" or k not in set(np.unique(y).tolist()):
+        raise TrainwiseError(f"data.holdout_class={k} is not a class of this dataset; pick one of its labels")
+
+
+HOLDOUT_TEST_ERROR = "data.holdout_class needs a test split (data.test_fraction > 0) to hold the anomalies"
+
+
+def fraction_positions(y: np.ndarray, fraction: float, seed: int, stratify: bool) -> np.ndarray:
+    """``data.label_fraction``: sorted positions of a deterministic (stratified) ``fraction`` of a split's labels."""
+    try:
+        keep, _ = train_test_split(np.arange(len(y)), train_size=fraction, random_state=seed,
+                                   stratify=y if stratify else None)
+    except ValueError as exc:
+        raise TrainwiseError(f"data.label_fraction={fraction} leaves too few samples ({exc})") from None
+    return np.sort(keep)
+
+
+@dataclass
+class RowSelection:
+    """``data.classes`` then ``data.holdout_class`` as a mapping of labels, for datasets selected by row index."""
+
+    names: list[str]
+    classes: list[int] | None = None
+    holdout: int | None = None
+
+    @classmethod
+    def make(cls, y: np.ndarray, names: list[str], task: str, classes: list[int] | None,
+             holdout: int | None) -> RowSelection:
+        """Checked against the training labels ``y`` (original class indices)."""
+        sel = cls(list(names), list(classes) if classes is not None else None, holdout)
+        if classes is not None:
+            _, relabel, sel.names = class_selection(y, sel.classes, names, task)  # type: ignore[arg-type]
+            y = relabel[y[np.isin(y, classes)]]
+        if holdout is not None:
+            check_holdout(y, holdout, task)
+            sel.names = ["normal", f"class {holdout} (held out)"]
+        return sel
+
+    def apply(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Labels ``y`` (original class indices) → (mask of the normal rows kept, mask of the held-out rows, new
+        labels: relabelled 0..k−1, or with a held-out class the anomaly flag (1 = held out), and the relabelled
+        classes before flagging, which splits are stratified by as for in-memory data)."""
+        keep = np.ones(len(y), bool)
+        if self.classes is not None:
+            keep = np.isin(y, self.classes)
+            relabel = np.full(max(int(y.max(initial=0)), *self.classes) + 1, -1, np.int64)
+            relabel[self.classes] = np.arange(len(self.classes))
+            y = relabel[y]
+        held = np.zeros(len(y), bool)
+        classes = y
+        if self.holdout is not None:
+            held = keep & (y == self.holdout)
+            keep &= ~held
+            y = held.astype(np.int64)
+        return keep, held, y, classes
+
+    @property
+    def active(self) -> bool:
+        return self.classes is not None or self.holdout is not None
+
+    def describe(self, anomalies: int) -> str:
+        parts = [f"classes {self.classes} only"] if self.classes is not None else []
+        if self.holdout is not None:
+            parts.append(f"class {self.holdout} held out as anomalies ({anomalies} in test)")
+        return "".join(f"; {p}" for p in parts)
+
+
+def cut_rows(idx: np.ndarray, y: np.ndarray, task: str, seed: int, val_fraction: float, test_fraction: float,
+             cut_val: bool, cut_test: bool, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``idx`` (labels ``y`` indexed by row) → (train, val, test) rows, as :func:`split_table` cuts in-memory
+    data: test off the whole set first, then val off the rest, stratified, from ``seed``. ``cut_val``/``cut_test``
+    False: that split is given elsewhere (its own files or folder) and nothing is cut for it."""
+    val_idx = test_idx = np.array([], np.int64)
+    try:
+        if test_fraction > 0 and cut_test:
+            idx, test_idx = train_test_split(idx, test_size=test_fraction, random_state=seed,
+                                             stratify=stratify_labels(y[idx], task))
+        if val_fraction > 0 and cut_val:
+            frac = val_fraction / (1 - (test_fraction if cut_test else 0))
+            idx, val_idx = train_test_split(idx, test_size=frac, random_state=seed,
+                                            stratify=stratify_labels(y[idx], task))
+    except ValueError as exc:
+        raise TrainwiseError(f"cannot split {what} into train/val/test ({exc}); use more data or smaller "
+                             "data.val_fraction / data.test_fraction") from None
+    return idx, val_idx, test_idx

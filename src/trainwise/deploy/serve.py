@@ -1,7 +1,8 @@
 """``trainwise serve``: a run's model behind FastAPI + uvicorn.
 
 The model is loaded once, when the app is created. ``POST /predict`` validates the payload itself (rather than
-through a pydantic model) so every kind of bad input gets a specific 4xx message and never reaches the model.
+through a pydantic model) so every kind of bad input gets a specific 4xx message and never reaches the model. Image
+runs also take image files, as a raw ``image/*`` body or ``{"images": [base64, ...]}`` (deploy/images.py).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoint's annotations at runtime, and
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from trainwise.deploy.artifacts import BadRequest, Run, decode, open_run, require_supervised
+from trainwise.deploy.images import ImageReader
 from trainwise.deploy.predict import load_predictor
 from trainwise.deploy.text import serve_inputs
 from trainwise.errors import TrainwiseError
@@ -35,11 +37,15 @@ def _flatten(value: Any, out: list[Any], depth: int = 0) -> None:
         out.append(value)
 
 
-def parse_inputs(body: bytes, run: Run, max_batch: int) -> np.ndarray:
-    """The request body → raw inputs of shape (N, *input_shape), or :class:`BadRequest` saying what is wrong."""
+def parse_inputs(body: bytes, run: Run, max_batch: int, content_type: str = "application/json",
+                 images: ImageReader | None = None) -> np.ndarray:
+    """The request body → raw inputs of shape (N, *input_shape), or :class:`BadRequest` saying what is wrong.
+    ``Content-Type: image/…``: the body is one image file (image runs; deploy/images.py)."""
     prep = run.prep
     if len(body) > MAX_BODY_BYTES:
         raise BadRequest(413, f"request body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}")
+    if content_type.lower().lstrip().startswith("image/"):
+        return (images or ImageReader(run, max_batch)).from_body(body)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:  # ValueError includes ints beyond Python's 4300-digit limit
@@ -48,6 +54,8 @@ def parse_inputs(body: bytes, run: Run, max_batch: int) -> np.ndarray:
         raise BadRequest(400, "body is nested too deeply to be a request") from None
     if isinstance(payload, dict) and "texts" in payload:  # raw strings for a text run (deploy/text.py)
         return serve_inputs(payload, run, max_batch)
+    if isinstance(payload, dict) and "images" in payload:  # base64 image files for an image run
+        return (images or ImageReader(run, max_batch)).from_json(payload)
     if not isinstance(payload, dict) or "inputs" not in payload:
         raise BadRequest(422, 'body must be a JSON object {"inputs": [[...], ...]}')
     rows = payload["inputs"]
@@ -122,6 +130,8 @@ def create_app(run_dir: str | Path, fmt: str = "eager", max_batch: int = 4096, t
             "features": int(np.prod(prep.input_shape)), "classes": list(prep.class_names), "max_batch": max_batch}
     app = FastAPI(title=f"trainwise: {run.model_name} from {run.run_dir.name}", version="1")
 
+    images = ImageReader(run, max_batch)  # keeps the training value range once computed
+
     def infer(x: np.ndarray) -> dict[str, Any]:
         predictions, probs = decode(predictor.outputs(x), prep)
         return {"predictions": predictions, "probabilities": probs.tolist() if probs is not None else None}
@@ -132,8 +142,9 @@ def create_app(run_dir: str | Path, fmt: str = "eager", max_batch: int = 4096, t
 
     @app.post("/predict")
     async def predict(request: Request) -> Any:
-        try:
-            x = parse_inputs(await request.body(), run, max_batch)
+        body, content_type = await request.body(), request.headers.get("content-type", "application/json")
+        try:  # off the event loop too: decoding images takes a while, and /health must stay responsive
+            x = await run_in_threadpool(parse_inputs, body, run, max_batch, content_type, images)
         except BadRequest as exc:
             return JSONResponse({"detail": str(exc)}, status_code=exc.status)
         return await run_in_threadpool(infer, x)  # the model runs off the event loop: /health stays responsive
