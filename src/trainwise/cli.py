@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -226,12 +227,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     config, overrides = split_train_args(args.items)
     cfg = student_config(args.teacher, config, args.preset, overrides)
-    from trainwise.run.paths import new_run_dir
+    from trainwise.run.paths import discarded_on_failure, new_run_dir
 
+    created = args.run_dir is None or not os.path.exists(args.run_dir)
     out = new_run_dir(cfg.name.replace("-student", "") + "-distill", args.run_dir)
     from trainwise.distill import distill
 
-    r = distill(cfg, out, quiet=args.quiet)
+    # A student refused before it trained (its model does not fit the teacher's data) leaves no empty folder behind.
+    with discarded_on_failure(out, created):
+        r = distill(cfg, out, quiet=args.quiet)
     metric = r["metric"]
     print(f"{'model':<12}{'params':>10}  {metric}")
     for key in ("teacher", "student", "no_teacher"):
