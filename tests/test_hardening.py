@@ -443,3 +443,185 @@ def test_override_shapes_found_by_fuzzing_are_one_error_line(items: list[str]) -
     with pytest.raises(TrainwiseError) as info:
         compose(None, "digits-mlp", items)
     assert "\n" not in str(info.value)
+
+
+# ---- leftovers of issue 15: found by the argument fuzzers (tests/test_fuzz.py) and by review -----------------------
+
+@pytest.mark.parametrize("argv", [
+    ("train", "--preset", "digits-mlp", "--run-dir", "notes.txt/run", "--quiet"),
+    ("lr-find", "--preset", "digits-mlp", "--steps", "10", "--out", "notes.txt/lr"),
+    ("tune", "--preset", "iris-mlp", "--trials", "1", "--out", "notes.txt/tune"),
+    ("tune", "--preset", "iris-mlp", "--trials", "1", "--out", "T", "--storage", "sqlite:///notes.txt/s.db"),
+])
+def test_output_below_a_file_is_refused_before_any_work(capsys, work, argv):
+    """These ended in NotADirectoryError (a traceback) once the work was done."""
+    (work / "notes.txt").write_text("mine\n")
+    one_error(capsys, *argv, needles=("notes.txt", "is a file"))
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt"] and (work / "notes.txt").read_text() == "mine\n"
+
+
+def test_distill_run_dir_below_a_file(capsys, digits_run, work):
+    (work / "notes.txt").write_text("mine\n")
+    one_error(capsys, "distill", "--teacher", digits_run, "--run-dir", "notes.txt/d", "--quiet",
+              needles=("notes.txt", "is a file"))
+
+
+def test_tune_storage_that_is_not_a_database_is_not_replaced(capsys, work):
+    """SQLite adopted a small text file as an empty database: `--storage sqlite:///notes.txt` replaced the file."""
+    (work / "notes.txt").write_text("x")
+    one_error(capsys, "tune", "--preset", "iris-mlp", "--trials", "1", "--out", "T", "--storage",
+              "sqlite:///notes.txt", needles=("not a SQLite database",))
+    assert (work / "notes.txt").read_text() == "x" and not (work / "T").exists()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_tune_in_memory_storage(capsys, work, url):
+    """Each pooled connection opened its own empty database: optuna's StorageInternalError traceback."""
+    one_error(capsys, "tune", "--preset", "iris-mlp", "--trials", "1", "--out", "T", "--storage", url,
+              needles=("in-memory",))
+    assert not (work / "T").exists()
+
+
+def test_tune_worker_of_a_study_that_does_not_exist(capsys, work):
+    """`--worker` (internal, but on the command line) with a study nobody created: KeyError traceback."""
+    one_error(capsys, "tune", "--preset", "iris-mlp", "--out", "T", "--storage", f"sqlite:///{work / 'new.db'}",
+              "--worker", "0:1:1", needles=("does not exist", "--worker"))
+
+
+def test_tune_storage_refused_leaves_no_out_folder(capsys, work):
+    one_error(capsys, "tune", "--preset", "iris-mlp", "--trials", "1", "--out", "T", "--storage", "abc",
+              needles=("--storage",))
+    assert not (work / "T").exists()
+
+
+def test_distill_student_refused_leaves_no_run_dir(capsys, digits_run, work):
+    """The distill folder was created before the student was built; a student model that cannot take the teacher's
+    data left it behind, empty."""
+    one_error(capsys, "distill", "--teacher", digits_run, "model.name=transformer", "--run-dir", "D", "--quiet",
+              needles=("in_shape",))
+    assert not (work / "D").exists()
+
+
+def test_prefetch_factor_zero(capsys, work):
+    """AssertionError from torch's DataLoader at the first batch, with the run directory already made."""
+    one_error(capsys, "train", "--preset", "digits-mlp", "data.loader=dataloader", "data.num_workers=1",
+              "data.prefetch_factor=0", "--run-dir", "R", "--quiet", needles=("data.prefetch_factor",))
+    assert not (work / "R").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_refusal_after_the_run_directory_was_made(capsys, work, monkeypatch, existing):
+    """A refusal between creating the run directory and the first step (here a full disk at status.json) takes away
+    the directory this run made; an empty directory the user made is kept."""
+    import errno
+
+    import trainwise.train.components as components
+
+    def full(rd: Path, state: str, **extra: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(rd / "status.json"))
+
+    monkeypatch.setattr(components, "mark_process", full)
+    if existing:
+        (work / "R").mkdir()
+    one_error(capsys, "train", "--preset", "digits-mlp", "train.epochs=1", "--run-dir", "R", "--quiet",
+              needles=("status.json", "disk is full"))
+    assert (work / "R").exists() == existing
+    if existing:
+        assert list((work / "R").iterdir()) == []
+
+
+@pytest.mark.parametrize("out", ["folder", "damaged.md", "binary.md", "notes.txt/claims.md"])
+def test_recipes_out_checked_before_any_recipe_runs(capsys, work, monkeypatch, out):
+    """`recipes run N --out X` ran every recipe (minutes) and then died on X: IsADirectoryError, JSONDecodeError,
+    UnicodeDecodeError, NotADirectoryError."""
+    import trainwise.recipes_cmd as recipes_cmd
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a recipe ran before --out was checked")
+
+    monkeypatch.setattr(recipes_cmd.subprocess, "run", must_not_run)
+    (work / "folder").mkdir()
+    (work / "damaged.md").write_text('# Claims\n<!-- row {"topic": 1, -->\n')
+    (work / "binary.md").write_bytes(b"\xff\xfe\x00garbage")
+    (work / "notes.txt").write_text("mine\n")
+    one_error(capsys, "recipes", "run", "1", "--out", work / out, needles=("--out",))
+
+
+def test_serve_refuses_an_extra_preprocess_key_at_start_up(capsys, digits_run, tmp_path, monkeypatch):
+    """Like predict: one error line before the server starts (uvicorn.run is never reached), for every --format."""
+    import uvicorn
+
+    def must_not_serve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(uvicorn, "run", must_not_serve)
+    rd = tmp_path / "run"
+    shutil.copytree(digits_run, rd)
+    data = json.loads((rd / "preprocess.json").read_text())
+    data["surprise"] = 1
+    (rd / "preprocess.json").write_text(json.dumps(data))
+    for fmt in ("eager", "onnx", "int8"):
+        one_error(capsys, "serve", rd, "--format", fmt, "--port", "8765", needles=("surprise", "preprocess.json"))
+
+
+def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainwise.runner as runner
+
+    def must_not_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("resume loaded the data before refusing")
+
+    monkeypatch.setattr(runner, "load_data", must_not_load)
+
+
+def _read_only(path: Path) -> str | None:
+    """Make ``path`` refuse new files, the way this machine allows: ``chmod 555`` for a normal user; as root (where
+    chmod does not stop writes) ``chattr +i``. Returns the undo command, or None when neither is possible."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        return "chmod"
+    if _immutable(path):
+        return "chattr"
+    return None
+
+
+def test_resume_refuses_a_read_only_run_directory_before_training(capsys, unfinished, monkeypatch):
+    _no_training(monkeypatch)
+    how = _read_only(unfinished)
+    if how is None:
+        pytest.skip("root without chattr +i here: chmod does not stop root's writes, and no other way to make a "
+                    "folder read-only is available")
+    try:
+        one_error(capsys, "resume", unfinished, "--quiet", needles=("not writable", str(unfinished)))
+    finally:
+        if how == "chmod":
+            unfinished.chmod(0o755)
+        else:
+            subprocess.run(["chattr", "-i", str(unfinished)], check=True)
+
+
+def test_resume_refuses_a_read_only_checkpoint_folder_before_training(capsys, unfinished, monkeypatch):
+    _no_training(monkeypatch)
+    folder = unfinished / "checkpoints"
+    how = _read_only(folder)
+    if how is None:
+        pytest.skip("root without chattr +i here: chmod does not stop root's writes")
+    try:
+        one_error(capsys, "resume", unfinished, "--quiet", needles=("checkpoint folder", "not writable"))
+    finally:
+        if how == "chmod":
+            folder.chmod(0o755)
+        else:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("damage,needle", [("metrics-folder", "metrics.jsonl"), ("checkpoints-file", "checkpoints")])
+def test_resume_refuses_unwritable_layout_before_training(capsys, unfinished, monkeypatch, damage, needle):
+    """Works as any user, root included: a folder where resume rewrites a log, a file where it writes checkpoints."""
+    _no_training(monkeypatch)
+    if damage == "metrics-folder":
+        (unfinished / "metrics.jsonl").unlink()
+        (unfinished / "metrics.jsonl").mkdir()
+    else:
+        shutil.rmtree(unfinished / "checkpoints")
+        (unfinished / "checkpoints").write_text("not a folder\n")
+    one_error(capsys, "resume", unfinished, "--quiet", needles=(needle,))

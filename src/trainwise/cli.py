@@ -234,7 +234,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from trainwise.distill import distill
 
     # A student refused before it trained (its model does not fit the teacher's data) leaves no empty folder behind.
-    with discarded_on_failure(out, created):
+    with discarded_on_failure(out, remove_dir=created):
         r = distill(cfg, out, quiet=args.quiet)
     metric = r["metric"]
     print(f"{'model':<12}{'params':>10}  {metric}")

@@ -44,24 +44,26 @@ STARTUP_FILES = ("config.yaml", "preprocess.json", "preflight.json", "status.jso
 
 
 @contextmanager
-def discarded_on_failure(path: Path | None, created: bool, names: tuple[str, ...] = ()) -> Iterator[None]:
-    """Run the body; if it fails, take away ``path`` — but only a directory this command created itself (``created``;
-    an empty directory the user made is theirs), only the ``names`` it writes there, and the directory only if that
-    leaves it empty. Anything else in it (a file that appeared meanwhile) keeps the directory, so nothing the user had
-    is ever deleted. Why: a refused run used to leave a half-made directory behind that ``trainwise runs`` lists and a
+def discarded_on_failure(path: Path | None, names: tuple[str, ...] = (), *, remove_dir: bool) -> Iterator[None]:
+    """Run the body; if it fails, take away what this command wrote in ``path`` before it got anywhere: the ``names``
+    given (a new run's start-up files, written again by rerunning the command), and the directory itself when this
+    command created it (``remove_dir``; an empty directory the user made is theirs) and nothing else is left in it.
+    Anything not named (a file that appeared meanwhile) stays, and keeps the directory, so nothing the user had is
+    ever deleted. Why: a refused run used to leave a half-made directory behind that ``trainwise runs`` lists and a
     rerun with the same ``--run-dir`` refuses."""
     try:
         yield
     except BaseException:
-        if created and path is not None and path.is_dir():
+        if path is not None and path.is_dir():
             for name in names:
                 p = path / name
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p, ignore_errors=True)
                 elif p.is_file() or p.is_symlink():
                     p.unlink(missing_ok=True)
-            try:
-                path.rmdir()  # only succeeds when nothing else is there
-            except OSError:
-                pass
+            if remove_dir:
+                try:
+                    path.rmdir()  # only succeeds when nothing else is there
+                except OSError:
+                    pass
         raise

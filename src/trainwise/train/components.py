@@ -395,7 +395,7 @@ def open_run_dir(cfg: Config, run_dir: str | Path | None, resume: str | Path | N
         out_dir = None
     out_dir = dctx.broadcast(out_dir)  # every rank reads checkpoints from rank 0's run directory
     if out_dir is not None and resume is None and dctx.main:
-        with discarded_on_failure(out_dir, created, STARTUP_FILES):
+        with discarded_on_failure(out_dir, STARTUP_FILES, remove_dir=created):
             write_text(out_dir / "config.yaml", to_yaml(cfg))
             if isinstance(p.splits, Splits):
                 write_json(out_dir / "preprocess.json", p.splits.preprocess.to_dict())
@@ -450,9 +450,10 @@ def build(model: nn.Module, data: Any, cfg: Config, *, run_dir: str | Path | Non
 
     # ---- run directory, state, checkpointer ---------------------------------------------------------------------
     out_dir, created = open_run_dir(cfg, run_dir, resume, dctx, p)
-    # A refusal from here to the first step (a write refused, a checkpoint that does not fit) leaves no half-made run
-    # directory behind: one this call created holds nothing yet that rerunning the command would not write again.
-    with discarded_on_failure(out_dir, created, STARTUP_FILES):
+    # A refusal from here to the first step (a write refused, say) leaves no half-made run behind: a new run's
+    # directory holds nothing yet that rerunning the command would not write again. A resumed one is left alone.
+    new_run = out_dir if resume is None and dctx.main else None
+    with discarded_on_failure(new_run, STARTUP_FILES, remove_dir=created):
         reporter = Reporter(quiet or not dctx.main, task.main_metric, t.epochs)
         if isinstance(p.splits, Splits) and p.splits.missing:
             reporter.info(f"missing values imputed with train medians: {p.splits.missing}")

@@ -83,8 +83,10 @@ def plan(config: str | None, preset: str | None, overrides: list[str], trials: i
         raise TrainwiseError(f"--out '{out_dir}' exists and is not a directory")
     url = storage or f"sqlite:///{out_dir.resolve() / 'study.db'}"
     _check_sqlite_file(url)
-    if ":memory:" in url and workers > 1:
-        raise TrainwiseError("an in-memory --storage cannot be shared by --workers; give a file or server URL")
+    if url in ("sqlite://", "sqlite:///", "sqlite:///:memory:") or url.startswith("sqlite:///:memory:?"):
+        # every pooled connection would open its own empty database: optuna's tables vanish after the first
+        raise TrainwiseError(f"--storage '{url}' is an in-memory SQLite database, which cannot hold a study; give a "
+                             "file (sqlite:///study.db) or a server URL")
     return Plan(config, preset, list(overrides), cfg, dims, not space, metric, direction, name, out_dir, url, n,
                 workers)
 
@@ -221,7 +223,11 @@ def open_study(p: Plan, storage: optuna.storages.RDBStorage, worker: int, create
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trainwise prints its own line per trial; no tracebacks
     pruner = make_pruner(p)
     if not create:
-        study = optuna.load_study(study_name=p.study_name, storage=storage, pruner=pruner)
+        try:
+            study = optuna.load_study(study_name=p.study_name, storage=storage, pruner=pruner)
+        except KeyError:  # optuna's "Record does not exist."
+            raise TrainwiseError(f"study '{p.study_name}' does not exist in {p.storage_url}; --worker is internal "
+                                 "(the coordinating 'trainwise tune' creates the study first)") from None
         study.sampler = make_sampler(p, worker, len(study.get_trials(deepcopy=False)))
         return study
     study = optuna.create_study(storage=storage, study_name=p.study_name, direction=p.direction, pruner=pruner,
@@ -453,7 +459,7 @@ def run(p: Plan, worker: str | None = None) -> int:
     created = not p.out.exists()
     p.out.mkdir(parents=True, exist_ok=True)
     # A storage that cannot be opened, or a study that cannot be taken over, leaves no empty --out folder behind.
-    with discarded_on_failure(p.out, created, ("study.db",)):  # a new folder's study.db is this call's own
+    with discarded_on_failure(p.out if created else None, ("study.db",), remove_dir=True):  # a new folder's own
         storage = open_storage(p.storage_url)
         study = _open_for_run(p, storage, before, default_db)
     dead = fail_dead_local_trials(study, storage)
