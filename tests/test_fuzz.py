@@ -3,7 +3,8 @@
 nothing outside the run directory or the named output changes.
 
 Generated inputs: config files and ``key=value`` overrides, CSV and .npz files, damage to a run directory (manifests,
-preprocess.json, summary.json, torn JSON, symlinks) and HTTP bodies for ``serve``.
+preprocess.json, summary.json, torn JSON, symlinks), HTTP bodies for ``serve``, and whole command lines for ``tune``,
+``distill``, ``lr-find``, ``bench-infer`` and ``recipes`` (arguments, overrides, damaged runs, output paths).
 
 Example counts: ``TRAINWISE_FUZZ_EXAMPLES`` (default 8, small enough for ``make test``); a nightly-style run sets
 it higher (``TRAINWISE_FUZZ_EXAMPLES=300 pytest tests/test_fuzz.py``).

@@ -625,3 +625,28 @@ def test_resume_refuses_unwritable_layout_before_training(capsys, unfinished, mo
         shutil.rmtree(unfinished / "checkpoints")
         (unfinished / "checkpoints").write_text("not a folder\n")
     one_error(capsys, "resume", unfinished, "--quiet", needles=(needle,))
+
+
+def test_bench_infer_damaged_quantize_json(capsys, digits_run, tmp_path):
+    """Found by test_fuzz.py::test_bench_infer_arguments: a quantize.json holding `null` was an AttributeError in
+    load_predictor. Now the int8 row says what is wrong and the other rows are measured; predict refuses it."""
+    rd = tmp_path / "run"
+    shutil.copytree(digits_run, rd)
+    (rd / "quantized").mkdir()
+    (rd / "quantized" / "quantize.json").write_text("null")
+    rc, out, err = run_cli(capsys, "bench-infer", rd, "--repeats", "1", "--skip", "compile", "--skip", "onnxruntime",
+                           "--json")
+    assert rc == 0, err
+    rows = {r["mode"]: r for r in json.loads(out)}
+    assert "quantize.json" in rows["int8"]["status"] and "not a JSON object" in rows["int8"]["status"]
+    np.savez(tmp_path / "in.npz", x=np.zeros((2, 64), np.float32))
+    one_error(capsys, "predict", rd, tmp_path / "in.npz", "--format", "int8", needles=("quantize.json",))
+
+
+def test_bench_infer_config_that_is_not_utf8(capsys, digits_run, tmp_path):
+    """Found by test_fuzz.py::test_bench_infer_arguments: UnicodeDecodeError in reopen.open_run (every command that
+    reopens a run: predict, serve, export, quantize, bench-infer)."""
+    rd = tmp_path / "run"
+    shutil.copytree(digits_run, rd)
+    (rd / "config.yaml").write_bytes(b"\x80\x81 not utf-8")
+    one_error(capsys, "bench-infer", rd, "--repeats", "1", "--skip", "compile", needles=("config.yaml",))
