@@ -482,10 +482,30 @@ def test_tune_in_memory_storage(capsys, work, url):
     assert not (work / "T").exists()
 
 
-def test_tune_worker_of_a_study_that_does_not_exist(capsys, work):
-    """`--worker` (internal, but on the command line) with a study nobody created: KeyError traceback."""
+@pytest.mark.parametrize("db", ["missing", "empty"])
+def test_tune_worker_of_a_study_that_does_not_exist(capsys, work, db):
+    """`--worker` (internal, but on the command line) with a study nobody created: optuna's KeyError traceback (an
+    empty database file), or a new database file created wherever --storage/--out pointed (a missing one)."""
+    if db == "empty":
+        (work / "new.db").write_bytes(b"")
     one_error(capsys, "tune", "--preset", "iris-mlp", "--out", "T", "--storage", f"sqlite:///{work / 'new.db'}",
               "--worker", "0:1:1", needles=("does not exist", "--worker"))
+    assert (work / "new.db").exists() == (db == "empty")
+
+
+@pytest.mark.parametrize("override,needle", [("model.dropout=abc", "model.dropout"), ("model.hidden=1", "model.hidden"),
+                                             ("model.hidden={a: 1}", "model.hidden"),
+                                             ("model.name=[-5]", "model.name")])
+def test_tune_default_space_from_a_bad_model_value(capsys, work, override, needle):
+    """Found by test_fuzz.py::test_tune_arguments: the default space is centred on the config's model values, which
+    only the model builder checked: ValueError/TypeError tracebacks."""
+    one_error(capsys, "tune", "--preset", "digits-mlp", override, "--trials", "1", "--out", "T", needles=(needle,))
+    assert not (work / "T").exists()
+
+
+def test_train_model_name_that_is_a_list(capsys, work):
+    one_error(capsys, "train", "model.name=[-5]", "--run-dir", "R", "--quiet", needles=("model.name",))
+    assert not (work / "R").exists()
 
 
 def test_tune_storage_refused_leaves_no_out_folder(capsys, work):

@@ -91,15 +91,21 @@ def plan(config: str | None, preset: str | None, overrides: list[str], trials: i
                 workers)
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URL (None: another database, or SQLite in memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    raw = url[len("sqlite:///"):].split("?", 1)[0]
+    return None if raw in ("", ":memory:") else Path(raw)
+
+
 def _check_sqlite_file(url: str) -> None:
     """SQLite adopts any small existing file as an empty database and rewrites it: ``--storage sqlite:///notes.txt``
     replaced the user's file with a study. A file that is not already a SQLite database is refused."""
-    if not url.startswith("sqlite:///"):
+    path = _sqlite_file(url)
+    if path is None:
         return
-    raw = url[len("sqlite:///"):].split("?", 1)[0]
-    if raw in ("", ":memory:"):  # in-memory databases
-        return
-    path = check_creatable(raw, "--storage")
+    check_creatable(path, "--storage")
     if path.is_dir():
         raise TrainwiseError(f"--storage '{url}' names a folder; give a database file (sqlite:///study.db)")
     if not path.is_file() or path.stat().st_size == 0:
@@ -447,6 +453,10 @@ def run(p: Plan, worker: str | None = None) -> int:
             parent, index, quota = (int(x) for x in worker.split(":"))
         except ValueError:
             raise TrainwiseError(f"--worker '{worker}' is internal (PARENT:INDEX:QUOTA)") from None
+        db = _sqlite_file(p.storage_url)
+        if db is not None and not db.is_file():  # a worker joins a study; opening the URL would create the file
+            raise TrainwiseError(f"study '{p.study_name}' does not exist in {p.storage_url}; --worker is internal (the "
+                                 "coordinating 'trainwise tune' creates the study first)")
         storage = open_storage(p.storage_url)
         work(p, open_study(p, storage, index, create=False), quota, console, parent)
         return 0
