@@ -670,3 +670,17 @@ def test_bench_infer_config_that_is_not_utf8(capsys, digits_run, tmp_path):
     shutil.copytree(digits_run, rd)
     (rd / "config.yaml").write_bytes(b"\x80\x81 not utf-8")
     one_error(capsys, "bench-infer", rd, "--repeats", "1", "--skip", "compile", needles=("config.yaml",))
+
+
+def test_config_key_with_a_lone_surrogate(capsys, digits_run, work):
+    """Found by test_fuzz.py::test_distill_arguments: YAML allows `"\\uda58"` (a lone surrogate) as a key; quoting it
+    in the error line raised UnicodeEncodeError on a strict stderr (the one-line message must not depend on stderr's
+    error handler)."""
+    teacher = work / "teacher"
+    shutil.copytree(digits_run, teacher)
+    with open(teacher / "config.yaml", "a") as f:
+        f.write('"\\uda58x": 1\n')
+    line = one_error(capsys, "distill", "--teacher", teacher, "--run-dir", "D", "--quiet", needles=("unknown",))
+    assert "\\uda58x" in line
+    one_error(capsys, "train", teacher / "config.yaml", "--run-dir", "R", "--quiet", needles=("\\uda58x",))
+    assert not (work / "D").exists() and not (work / "R").exists()

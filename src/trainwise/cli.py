@@ -400,6 +400,13 @@ def _add_allow_code(sub: argparse._SubParsersAction) -> None:
             _add_allow_code(action)
 
 
+def _error_line(message: str) -> None:
+    """``error: MESSAGE`` on stderr. A message may quote a lone surrogate (a YAML key written as ``"\\udead"`` in a
+    downloaded config): escaped here, so writing it can never fail whatever error handler stderr has."""
+    line = f"error: {message}\n".encode("utf-8", "backslashreplace").decode("utf-8")
+    sys.stderr.write(line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -413,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TrainwiseError as exc:
         # one line whatever the message holds (a library's multi-line text quoted in it)
-        sys.stderr.write("error: " + " ".join(str(exc).split()) + "\n")
+        _error_line(" ".join(str(exc).split()))
         return 2
     except OSError as exc:
         # The machine refused a write (disk full, read-only or immutable folder, file-size limit, no permission):
@@ -422,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if exc.errno not in WRITE_ERRNOS:
             raise
-        sys.stderr.write(f"error: {write_error(exc.filename or '?', exc)}\n")
+        _error_line(str(write_error(exc.filename or "?", exc)))
         return 2
     except TrainingInterrupted as exc:
         if _rank() == 0:
