@@ -684,3 +684,13 @@ def test_config_key_with_a_lone_surrogate(capsys, digits_run, work):
     assert "\\uda58x" in line
     one_error(capsys, "train", teacher / "config.yaml", "--run-dir", "R", "--quiet", needles=("\\uda58x",))
     assert not (work / "D").exists() and not (work / "R").exists()
+
+
+def test_npz_label_array_of_raw_bytes(capsys, work):
+    """Found by test_fuzz.py::test_npz_sources with more examples: a `y` of dtype V4 (raw bytes) was a ValueError from
+    astype(int64) with data.task=classification."""
+    (work / "d.npz").write_bytes(_npz_bytes(x=np.ones((60, 4), np.float32),
+                                            y=np.zeros(60, np.int32).view("V4")))
+    one_error(capsys, "train", "--preset", "wine-mlp", "data.source=npz", "data.path=d.npz", "data.task=classification",
+              "--quiet", "--run-dir", "R", needles=("V4",))
+    assert not (work / "R").exists()
