@@ -3,7 +3,8 @@
 nothing outside the run directory or the named output changes.
 
 Generated inputs: config files and ``key=value`` overrides, CSV and .npz files, damage to a run directory (manifests,
-preprocess.json, summary.json, torn JSON, symlinks) and HTTP bodies for ``serve``.
+preprocess.json, summary.json, torn JSON, symlinks), HTTP bodies for ``serve``, and whole command lines for ``tune``,
+``distill``, ``lr-find``, ``bench-infer`` and ``recipes`` (arguments, overrides, damaged runs, output paths).
 
 Example counts: ``TRAINWISE_FUZZ_EXAMPLES`` (default 8, small enough for ``make test``); a nightly-style run sets
 it higher (``TRAINWISE_FUZZ_EXAMPLES=300 pytest tests/test_fuzz.py``).
@@ -292,3 +293,198 @@ def test_serve_bodies(served, body):
         assert 400 <= exc.status < 500 and str(exc)
         return
     assert x.shape[1:] == tuple(served.prep.input_shape) and np.isfinite(x).all()
+
+
+# ---- tune, distill, lr-find, bench-infer, recipes: command-line arguments ------------------------------------------
+# Each property builds a whole command line and runs it through the CLI. Refusals come before any training; what an
+# accepted input would train is kept tiny (lr-find: ≤ 30 steps; distill: one epoch per student) or left out on purpose
+# (tune's trials are ordinary training runs: `work` is replaced, so the plan, storage, study and outputs are real but
+# no trial trains; bench-infer skips torch.compile and the temporary ONNX export).
+
+def _example_dir(tmp_path: Path) -> Path:
+    """A fresh folder per Hypothesis example (the function-scoped tmp_path is shared by all of them)."""
+    import uuid
+
+    d = tmp_path / uuid.uuid4().hex[:12]
+    d.mkdir()
+    return d
+
+
+OUT_KINDS = ["new", "new/deeper", "file", "file/below", "empty-dir", "full-dir", "outside-dir"]
+
+
+def _out_path(kind: str, ex: Path, outside: Path) -> Path:
+    """An output path of the given kind: new, below a new folder, an existing file, below a file, an existing empty
+    or non-empty folder, or the folder no command may touch."""
+    (ex / "file").write_text("a file the user owns\n")
+    (ex / "full-dir").mkdir(exist_ok=True)
+    (ex / "full-dir" / "keep.txt").write_text("keep\n")
+    (ex / "empty-dir").mkdir(exist_ok=True)
+    return outside if kind == "outside-dir" else ex / kind
+
+
+def _created_nothing(rc: int, kind: str, path: Path) -> None:
+    """Issue 15: a refused command leaves no new folder behind where the user asked for a new one."""
+    if rc == 2 and kind in ("new", "new/deeper"):
+        assert not path.exists(), sorted(p.name for p in path.iterdir())
+
+
+TUNE_KEYS = ["tune.space.optim.lr", "tune.space.model.hidden", "tune.space.data.batch_size", "tune.space.nope",
+             "tune.space", "tune.metric", "tune.direction", "tune.sampler", "tune.pruner", "tune.trials"]
+tune_values = st.sampled_from(["loguniform(1e-4, 1e-2)", "uniform(0, 1)", "int(8, 64)", "int(8, 64, log)",
+                               "categorical([8], [16, 16])", "loguniform(0, 1)", "int(3, 1)", "categorical()",
+                               "uniform(a, b)", "loguniform(1e-4)", "abc", "val/loss", "val/accuracy", "test/accuracy",
+                               "train/loss", "val/nope", "minimize", "maximize", "auto", "tpe", "random", "median",
+                               "hyperband", "none", "0", "-1", "{}", "[]", "null"])
+tune_items = st.lists(st.one_of(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(TUNE_KEYS), tune_values),
+                                st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS), override_values)),
+                      max_size=3)
+
+
+@given(items=tune_items, preset=st.sampled_from(["digits-mlp", "iris-mlp"]),
+       trials=st.sampled_from([None, -1, 0, 1, 3]), workers=st.sampled_from([None, -1, 0, 1]),
+       storage=st.sampled_from([None, "abc", "sqlite://", "sqlite:///:memory:", "new.db", "file", "file/x.db",
+                                "outside", "folder", "postgresql://nobody@127.0.0.1:1/x"]),
+       study=st.one_of(st.none(), st.text(alphabet=string.printable, max_size=10)),
+       worker=st.sampled_from([None, "a:b", "1:2", "0:1:1"]), out=st.sampled_from(OUT_KINDS))
+def test_tune_arguments(capsys, monkeypatch, tmp_path, outside, items, preset, trials, workers, storage, study,
+                        worker, out):
+    import trainwise.tune.study as tune_study
+
+    monkeypatch.setattr(tune_study, "work", lambda *a, **k: None)  # no trial trains (see above)
+    ex = _example_dir(tmp_path)
+    monkeypatch.chdir(ex)  # the default --out, runs/tune-NAME, lands here
+    out_dir = _out_path(out, ex, outside)
+    argv: list[object] = ["tune", "--preset", preset, *items, "--out", out_dir]
+    for flag, value in (("--trials", trials), ("--workers", workers), ("--study", study), ("--worker", worker)):
+        if value is not None:
+            argv += [flag, value]
+    if storage is not None:
+        where = {"new.db": ex / "new.db", "file": ex / "file", "file/x.db": ex / "file" / "x.db",
+                 "outside": outside / "victim.txt", "folder": ex / "full-dir"}.get(storage)
+        argv += ["--storage", f"sqlite:///{where}" if where is not None else storage]
+    rc = cli_invariant(capsys, *argv)
+    _created_nothing(rc, out, out_dir)
+
+
+DISTILL_DAMAGE = ["none", "config.yaml", "preprocess.json", "best.safetensors", "final.safetensors", "summary.json",
+                  "no-weights", "missing", "not-a-run"]
+distill_items = st.lists(st.one_of(
+    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["distill.temperature", "distill.alpha", "distill.teacher"]),
+              st.sampled_from(["0", "-1", "0.5", "1", "2", "1.5", ".inf", ".nan", "abc", "null"])),
+    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS), override_values)), max_size=3)
+
+
+@given(which=st.one_of(st.just("none"), st.sampled_from(DISTILL_DAMAGE)), blob=damage, items=distill_items,
+       preset=st.sampled_from([None, "digits-mlp", "iris-mlp", "digits-gan"]), out=st.sampled_from(OUT_KINDS))
+def test_distill_arguments(capsys, monkeypatch, run_copy, tmp_path, outside, which, blob, items, preset, out):
+    ex = _example_dir(tmp_path)
+    monkeypatch.chdir(ex)
+    teacher = fresh(run_copy, ex / "teacher")
+    if which == "missing":
+        teacher = ex / "nowhere"
+    elif which == "not-a-run":
+        teacher = outside
+    elif which == "no-weights":
+        for name in ("best.safetensors", "final.safetensors"):
+            (teacher / name).unlink()
+    elif which != "none":
+        (teacher / which).write_bytes(blob)
+    run_dir = _out_path(out, ex, outside)
+    # one epoch per student, whatever the generated overrides say (the last override wins)
+    argv: list[object] = ["distill", "--teacher", teacher, *items, "train.epochs=1", "--run-dir", run_dir, "--quiet"]
+    if preset is not None:
+        argv += ["--preset", preset]
+    rc = cli_invariant(capsys, *argv)
+    _created_nothing(rc, out, run_dir)
+
+
+@given(items=overrides, start=st.sampled_from(["1e-7", "1e-4", "0", "-1", "nan", "inf", "1e-320", "10", "abc"]),
+       end=st.sampled_from(["10", "1", "1e-9", "inf", "nan", "1e308", "0"]),
+       steps=st.sampled_from(["-1", "0", "7", "8", "20", "30", "x"]), out=st.sampled_from(OUT_KINDS))
+def test_lr_find_arguments(capsys, monkeypatch, tmp_path, outside, items, start, end, steps, out):
+    ex = _example_dir(tmp_path)
+    monkeypatch.chdir(ex)
+    out_dir = _out_path(out, ex, outside)
+    if out == "outside-dir":  # the folder no command may touch is given as a file below it instead
+        out_dir = outside / "victim.txt" / "lr"
+    rc = cli_invariant(capsys, "lr-find", "--preset", "digits-mlp", *items, "--start-lr", start, "--end-lr", end,
+                       "--steps", steps, "--out", out_dir)
+    _created_nothing(rc, out, out_dir)
+
+
+BENCH_DAMAGE = ["none", "config.yaml", "preprocess.json", "best.safetensors", "export/model.onnx",
+                "export/export.json", "quantized/quantize.json", "quantized/model.int8.onnx", "missing"]
+
+
+# Valid values as often as invalid ones: otherwise nearly every example stops at the first bad argument and the
+# measurement (and what a damaged artefact does to it) is rarely reached.
+@given(which=st.sampled_from(BENCH_DAMAGE), blob=damage,
+       repeats=st.one_of(st.just("1"), st.sampled_from(["-1", "0", "2", "x"])),
+       skip=st.sets(st.sampled_from(["eager", "no_grad", "inference_mode", "onnxruntime", "int8"]), max_size=3),
+       bad_skip=st.sampled_from([False, False, False, True]),
+       threads=st.one_of(st.none(), st.sampled_from(["-1", "0", "1", "2"])), as_json=st.booleans())
+def test_bench_infer_arguments(capsys, run_copy, tmp_path, outside, which, blob, repeats, skip, bad_skip, threads,
+                               as_json):
+    import torch
+
+    ex = _example_dir(tmp_path)
+    rd = fresh(run_copy, ex / "run")
+    if which == "missing":
+        rd = ex / "nowhere"
+    elif which != "none":
+        (rd / which).parent.mkdir(exist_ok=True)
+        (rd / which).write_bytes(blob)
+    skips = {"compile", *skip, *(["nope"] if bad_skip else [])}
+    if not which.startswith("export/"):  # a damaged model.onnx is loaded (cheap); otherwise it would be exported
+        skips.add("onnxruntime")
+    argv: list[object] = ["bench-infer", rd, "--repeats", repeats, *[a for s in sorted(skips) for a in ("--skip", s)]]
+    if threads is not None:
+        argv += ["--threads", threads]
+    if as_json:
+        argv.append("--json")
+    n = torch.get_num_threads()
+    try:
+        cli_invariant(capsys, *argv)
+    finally:
+        torch.set_num_threads(n)  # --threads sets the process-wide count
+
+
+RECIPE = ("'''A trivial recipe: one verdict.'''\nimport json, os\n"
+          "with open(os.environ['TRAINWISE_RECIPES_JSONL'], 'a') as f:\n"
+          "    f.write(json.dumps({'topic': {n}, 'subject': 'x', 'claim': 'c', 'verdict': 'HOLDS', 'evidence': 'e',"
+          " 'command': 'c'}) + '\\n')\n")
+
+
+@given(action=st.one_of(st.none(), st.just("run"), st.text(alphabet=string.printable, max_size=6)),
+       numbers=st.lists(st.sampled_from(["1", "2", "01", " 1", "3", "-1", "0", "abc", "1e3", "", "9" * 20]),
+                        max_size=3),
+       fast=st.booleans(), out=st.sampled_from([None, "new.md", "new/deeper.md", "claims", "damaged", "binary",
+                                                "full-dir", "file/below.md"]))
+def test_recipes_arguments(capsys, monkeypatch, tmp_path, outside, action, numbers, fast, out):
+    """Argument handling of ``trainwise recipes``: the recipes folder is two trivial recipes here (the real ones run
+    for minutes and belong to ``make recipes``)."""
+    import trainwise.recipes_cmd as rc_mod
+
+    ex = _example_dir(tmp_path)
+    (ex / "recipes").mkdir()
+    for n in (1, 2):
+        (ex / "recipes" / f"0{n}_trivial.py").write_text(RECIPE.replace("{n}", str(n)))
+    monkeypatch.setattr(rc_mod, "repo_root", lambda: ex)  # recipes/ and the default docs/claims.md under ex
+    argv: list[object] = ["recipes"]
+    if action is not None:
+        argv += [action, *numbers]
+    if fast:
+        argv.append("--fast")
+    if out is not None:
+        _out_path("new", ex, outside)  # makes "file" and "full-dir"
+        path = ex / (f"{out}.md" if out in ("claims", "damaged", "binary") else out)
+        if out == "claims":
+            path.write_text(rc_mod._table([{"topic": 7, "subject": "s", "claim": "c", "verdict": "HOLDS",
+                                              "evidence": "e", "command": "c"}]))
+        elif out == "damaged":
+            path.write_text("# Claims\n<!-- row {\"topic\": 1, -->\n<!-- row [] -->\n")
+        elif out == "binary":
+            path.write_bytes(b"\xff\xfe\x00garbage")
+        argv += ["--out", path]
+    cli_invariant(capsys, *argv)

@@ -443,3 +443,254 @@ def test_override_shapes_found_by_fuzzing_are_one_error_line(items: list[str]) -
     with pytest.raises(TrainwiseError) as info:
         compose(None, "digits-mlp", items)
     assert "\n" not in str(info.value)
+
+
+# ---- leftovers of issue 15: found by the argument fuzzers (tests/test_fuzz.py) and by review -----------------------
+
+@pytest.mark.parametrize("argv", [
+    ("train", "--preset", "digits-mlp", "--run-dir", "notes.txt/run", "--quiet"),
+    ("lr-find", "--preset", "digits-mlp", "--steps", "10", "--out", "notes.txt/lr"),
+    ("tune", "--preset", "iris-mlp", "--trials", "1", "--out", "notes.txt/tune"),
+    ("tune", "--preset", "iris-mlp", "--trials", "1", "--out", "T", "--storage", "sqlite:///notes.txt/s.db"),
+])
+def test_output_below_a_file_is_refused_before_any_work(capsys, work, argv):
+    """These ended in NotADirectoryError (a traceback) once the work was done."""
+    (work / "notes.txt").write_text("mine\n")
+    one_error(capsys, *argv, needles=("notes.txt", "is a file"))
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt"] and (work / "notes.txt").read_text() == "mine\n"
+
+
+def test_distill_run_dir_below_a_file(capsys, digits_run, work):
+    (work / "notes.txt").write_text("mine\n")
+    one_error(capsys, "distill", "--teacher", digits_run, "--run-dir", "notes.txt/d", "--quiet",
+              needles=("notes.txt", "is a file"))
+
+
+def test_tune_storage_that_is_not_a_database_is_not_replaced(capsys, work):
+    """SQLite adopted a small text file as an empty database: `--storage sqlite:///notes.txt` replaced the file."""
+    (work / "notes.txt").write_text("x")
+    one_error(capsys, "tune", "--preset", "iris-mlp", "--trials", "1", "--out", "T", "--storage",
+              "sqlite:///notes.txt", needles=("not a SQLite database",))
+    assert (work / "notes.txt").read_text() == "x" and not (work / "T").exists()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_tune_in_memory_storage(capsys, work, url):
+    """Each pooled connection opened its own empty database: optuna's StorageInternalError traceback."""
+    one_error(capsys, "tune", "--preset", "iris-mlp", "--trials", "1", "--out", "T", "--storage", url,
+              needles=("in-memory",))
+    assert not (work / "T").exists()
+
+
+@pytest.mark.parametrize("db", ["missing", "empty"])
+def test_tune_worker_of_a_study_that_does_not_exist(capsys, work, db):
+    """`--worker` (internal, but on the command line) with a study nobody created: optuna's KeyError traceback (an
+    empty database file), or a new database file created wherever --storage/--out pointed (a missing one)."""
+    if db == "empty":
+        (work / "new.db").write_bytes(b"")
+    one_error(capsys, "tune", "--preset", "iris-mlp", "--out", "T", "--storage", f"sqlite:///{work / 'new.db'}",
+              "--worker", "0:1:1", needles=("does not exist", "--worker"))
+    assert (work / "new.db").exists() == (db == "empty")
+
+
+@pytest.mark.parametrize("override,needle", [("model.dropout=abc", "model.dropout"), ("model.hidden=1", "model.hidden"),
+                                             ("model.hidden={a: 1}", "model.hidden"),
+                                             ("model.name=[-5]", "model.name")])
+def test_tune_default_space_from_a_bad_model_value(capsys, work, override, needle):
+    """Found by test_fuzz.py::test_tune_arguments: the default space is centred on the config's model values, which
+    only the model builder checked: ValueError/TypeError tracebacks."""
+    one_error(capsys, "tune", "--preset", "digits-mlp", override, "--trials", "1", "--out", "T", needles=(needle,))
+    assert not (work / "T").exists()
+
+
+def test_train_model_name_that_is_a_list(capsys, work):
+    one_error(capsys, "train", "model.name=[-5]", "--run-dir", "R", "--quiet", needles=("model.name",))
+    assert not (work / "R").exists()
+
+
+def test_tune_storage_refused_leaves_no_out_folder(capsys, work):
+    one_error(capsys, "tune", "--preset", "iris-mlp", "--trials", "1", "--out", "T", "--storage", "abc",
+              needles=("--storage",))
+    assert not (work / "T").exists()
+
+
+def test_distill_student_refused_leaves_no_run_dir(capsys, digits_run, work):
+    """The distill folder was created before the student was built; a student model that cannot take the teacher's
+    data left it behind, empty."""
+    one_error(capsys, "distill", "--teacher", digits_run, "model.name=transformer", "--run-dir", "D", "--quiet",
+              needles=("in_shape",))
+    assert not (work / "D").exists()
+
+
+def test_prefetch_factor_zero(capsys, work):
+    """AssertionError from torch's DataLoader at the first batch, with the run directory already made."""
+    one_error(capsys, "train", "--preset", "digits-mlp", "data.loader=dataloader", "data.num_workers=1",
+              "data.prefetch_factor=0", "--run-dir", "R", "--quiet", needles=("data.prefetch_factor",))
+    assert not (work / "R").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_refusal_after_the_run_directory_was_made(capsys, work, monkeypatch, existing):
+    """A refusal between creating the run directory and the first step (here a full disk at status.json) takes away
+    the directory this run made; an empty directory the user made is kept."""
+    import errno
+
+    import trainwise.train.components as components
+
+    def full(rd: Path, state: str, **extra: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(rd / "status.json"))
+
+    monkeypatch.setattr(components, "mark_process", full)
+    if existing:
+        (work / "R").mkdir()
+    one_error(capsys, "train", "--preset", "digits-mlp", "train.epochs=1", "--run-dir", "R", "--quiet",
+              needles=("status.json", "disk is full"))
+    assert (work / "R").exists() == existing
+    if existing:
+        assert list((work / "R").iterdir()) == []
+
+
+@pytest.mark.parametrize("out", ["folder", "damaged.md", "binary.md", "notes.txt/claims.md"])
+def test_recipes_out_checked_before_any_recipe_runs(capsys, work, monkeypatch, out):
+    """`recipes run N --out X` ran every recipe (minutes) and then died on X: IsADirectoryError, JSONDecodeError,
+    UnicodeDecodeError, NotADirectoryError."""
+    import trainwise.recipes_cmd as recipes_cmd
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a recipe ran before --out was checked")
+
+    monkeypatch.setattr(recipes_cmd.subprocess, "run", must_not_run)
+    (work / "folder").mkdir()
+    (work / "damaged.md").write_text('# Claims\n<!-- row {"topic": 1, -->\n')
+    (work / "binary.md").write_bytes(b"\xff\xfe\x00garbage")
+    (work / "notes.txt").write_text("mine\n")
+    one_error(capsys, "recipes", "run", "1", "--out", work / out, needles=("--out",))
+
+
+def test_serve_refuses_an_extra_preprocess_key_at_start_up(capsys, digits_run, tmp_path, monkeypatch):
+    """Like predict: one error line before the server starts (uvicorn.run is never reached), for every --format."""
+    import uvicorn
+
+    def must_not_serve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(uvicorn, "run", must_not_serve)
+    rd = tmp_path / "run"
+    shutil.copytree(digits_run, rd)
+    data = json.loads((rd / "preprocess.json").read_text())
+    data["surprise"] = 1
+    (rd / "preprocess.json").write_text(json.dumps(data))
+    for fmt in ("eager", "onnx", "int8"):
+        one_error(capsys, "serve", rd, "--format", fmt, "--port", "8765", needles=("surprise", "preprocess.json"))
+
+
+def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainwise.runner as runner
+
+    def must_not_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("resume loaded the data before refusing")
+
+    monkeypatch.setattr(runner, "load_data", must_not_load)
+
+
+def _read_only(path: Path) -> str | None:
+    """Make ``path`` refuse new files, the way this machine allows: ``chmod 555`` for a normal user; as root (where
+    chmod does not stop writes) ``chattr +i``. Returns the undo command, or None when neither is possible."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        return "chmod"
+    if _immutable(path):
+        return "chattr"
+    return None
+
+
+def test_resume_refuses_a_read_only_run_directory_before_training(capsys, unfinished, monkeypatch):
+    _no_training(monkeypatch)
+    how = _read_only(unfinished)
+    if how is None:
+        pytest.skip("root without chattr +i here: chmod does not stop root's writes, and no other way to make a "
+                    "folder read-only is available")
+    try:
+        one_error(capsys, "resume", unfinished, "--quiet", needles=("not writable", str(unfinished)))
+    finally:
+        if how == "chmod":
+            unfinished.chmod(0o755)
+        else:
+            subprocess.run(["chattr", "-i", str(unfinished)], check=True)
+
+
+def test_resume_refuses_a_read_only_checkpoint_folder_before_training(capsys, unfinished, monkeypatch):
+    _no_training(monkeypatch)
+    folder = unfinished / "checkpoints"
+    how = _read_only(folder)
+    if how is None:
+        pytest.skip("root without chattr +i here: chmod does not stop root's writes")
+    try:
+        one_error(capsys, "resume", unfinished, "--quiet", needles=("checkpoint folder", "not writable"))
+    finally:
+        if how == "chmod":
+            folder.chmod(0o755)
+        else:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("damage,needle", [("metrics-folder", "metrics.jsonl"), ("checkpoints-file", "checkpoints")])
+def test_resume_refuses_unwritable_layout_before_training(capsys, unfinished, monkeypatch, damage, needle):
+    """Works as any user, root included: a folder where resume rewrites a log, a file where it writes checkpoints."""
+    _no_training(monkeypatch)
+    if damage == "metrics-folder":
+        (unfinished / "metrics.jsonl").unlink()
+        (unfinished / "metrics.jsonl").mkdir()
+    else:
+        shutil.rmtree(unfinished / "checkpoints")
+        (unfinished / "checkpoints").write_text("not a folder\n")
+    one_error(capsys, "resume", unfinished, "--quiet", needles=(needle,))
+
+
+def test_bench_infer_damaged_quantize_json(capsys, digits_run, tmp_path):
+    """Found by test_fuzz.py::test_bench_infer_arguments: a quantize.json holding `null` was an AttributeError in
+    load_predictor. Now the int8 row says what is wrong and the other rows are measured; predict refuses it."""
+    rd = tmp_path / "run"
+    shutil.copytree(digits_run, rd)
+    (rd / "quantized").mkdir()
+    (rd / "quantized" / "quantize.json").write_text("null")
+    rc, out, err = run_cli(capsys, "bench-infer", rd, "--repeats", "1", "--skip", "compile", "--skip", "onnxruntime",
+                           "--json")
+    assert rc == 0, err
+    rows = {r["mode"]: r for r in json.loads(out)}
+    assert "quantize.json" in rows["int8"]["status"] and "not a JSON object" in rows["int8"]["status"]
+    np.savez(tmp_path / "in.npz", x=np.zeros((2, 64), np.float32))
+    one_error(capsys, "predict", rd, tmp_path / "in.npz", "--format", "int8", needles=("quantize.json",))
+
+
+def test_bench_infer_config_that_is_not_utf8(capsys, digits_run, tmp_path):
+    """Found by test_fuzz.py::test_bench_infer_arguments: UnicodeDecodeError in reopen.open_run (every command that
+    reopens a run: predict, serve, export, quantize, bench-infer)."""
+    rd = tmp_path / "run"
+    shutil.copytree(digits_run, rd)
+    (rd / "config.yaml").write_bytes(b"\x80\x81 not utf-8")
+    one_error(capsys, "bench-infer", rd, "--repeats", "1", "--skip", "compile", needles=("config.yaml",))
+
+
+def test_config_key_with_a_lone_surrogate(capsys, digits_run, work):
+    """Found by test_fuzz.py::test_distill_arguments: YAML allows `"\\uda58"` (a lone surrogate) as a key; quoting it
+    in the error line raised UnicodeEncodeError on a strict stderr (the one-line message must not depend on stderr's
+    error handler)."""
+    teacher = work / "teacher"
+    shutil.copytree(digits_run, teacher)
+    with open(teacher / "config.yaml", "a") as f:
+        f.write('"\\uda58x": 1\n')
+    line = one_error(capsys, "distill", "--teacher", teacher, "--run-dir", "D", "--quiet", needles=("unknown",))
+    assert "\\uda58x" in line
+    one_error(capsys, "train", teacher / "config.yaml", "--run-dir", "R", "--quiet", needles=("\\uda58x",))
+    assert not (work / "D").exists() and not (work / "R").exists()
+
+
+def test_npz_label_array_of_raw_bytes(capsys, work):
+    """Found by test_fuzz.py::test_npz_sources with more examples: a `y` of dtype V4 (raw bytes) was a ValueError from
+    astype(int64) with data.task=classification."""
+    (work / "d.npz").write_bytes(_npz_bytes(x=np.ones((60, 4), np.float32),
+                                            y=np.zeros(60, np.int32).view("V4")))
+    one_error(capsys, "train", "--preset", "wine-mlp", "data.source=npz", "data.path=d.npz", "data.task=classification",
+              "--quiet", "--run-dir", "R", needles=("V4",))
+    assert not (work / "R").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -226,12 +227,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     config, overrides = split_train_args(args.items)
     cfg = student_config(args.teacher, config, args.preset, overrides)
-    from trainwise.run.paths import new_run_dir
+    from trainwise.run.paths import discarded_on_failure, new_run_dir
 
+    created = args.run_dir is None or not os.path.exists(args.run_dir)
     out = new_run_dir(cfg.name.replace("-student", "") + "-distill", args.run_dir)
     from trainwise.distill import distill
 
-    r = distill(cfg, out, quiet=args.quiet)
+    # A student refused before it trained (its model does not fit the teacher's data) leaves no empty folder behind.
+    with discarded_on_failure(out, remove_dir=created):
+        r = distill(cfg, out, quiet=args.quiet)
     metric = r["metric"]
     print(f"{'model':<12}{'params':>10}  {metric}")
     for key in ("teacher", "student", "no_teacher"):
@@ -396,6 +400,13 @@ def _add_allow_code(sub: argparse._SubParsersAction) -> None:
             _add_allow_code(action)
 
 
+def _error_line(message: str) -> None:
+    """``error: MESSAGE`` on stderr. A message may quote a lone surrogate (a YAML key written as ``"\\udead"`` in a
+    downloaded config): escaped here, so writing it can never fail whatever error handler stderr has."""
+    line = f"error: {message}\n".encode("utf-8", "backslashreplace").decode("utf-8")
+    sys.stderr.write(line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -409,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TrainwiseError as exc:
         # one line whatever the message holds (a library's multi-line text quoted in it)
-        sys.stderr.write("error: " + " ".join(str(exc).split()) + "\n")
+        _error_line(" ".join(str(exc).split()))
         return 2
     except OSError as exc:
         # The machine refused a write (disk full, read-only or immutable folder, file-size limit, no permission):
@@ -418,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if exc.errno not in WRITE_ERRNOS:
             raise
-        sys.stderr.write(f"error: {write_error(exc.filename or '?', exc)}\n")
+        _error_line(str(write_error(exc.filename or "?", exc)))
         return 2
     except TrainingInterrupted as exc:
         if _rank() == 0:

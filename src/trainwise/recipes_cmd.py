@@ -76,13 +76,33 @@ def _machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
+ROW_KEYS = ("topic", "subject", "claim", "verdict", "evidence", "command")
+
+
 def _old_rows(path: Path) -> list[dict]:
+    """The rows of an existing claims table, checked: a folder, an unreadable file or a damaged row is refused here,
+    before any recipe runs, instead of a traceback once they have all run."""
+    from trainwise.safety import check_creatable
+
+    check_creatable(path, "--out")
+    if path.is_dir():
+        raise TrainwiseError(f"--out '{path}' is a folder; give the claims file to write")
     if not path.exists():
         return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainwiseError(f"cannot read --out '{path}' ({exc}); give a claims table or a new file") from None
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         if line.startswith(ROW_MARK) and line.endswith(" -->"):
-            rows.append(json.loads(line[len(ROW_MARK):-4]))
+            try:
+                row = json.loads(line[len(ROW_MARK):-4])
+            except (ValueError, RecursionError):
+                row = None
+            if not isinstance(row, dict) or not all(k in row for k in ROW_KEYS) or type(row["topic"]) is not int:
+                raise TrainwiseError(f"--out '{path}' has a damaged row line ({line[:60]}…); fix or delete it")
+            rows.append(row)
     return rows
 
 
@@ -95,6 +115,7 @@ def run_recipes(numbers: list[int], fast: bool, out: Path | None = None) -> int:
         raise TrainwiseError(f"no recipe number {', '.join(map(str, missing))} (have {have}; see 'trainwise recipes')")
     chosen = sorted(set(numbers)) if numbers else sorted(by_number)
     out = out or repo_root() / "docs" / "claims.md"
+    old_rows = _old_rows(out)  # before the recipes run (minutes), not after
     new_rows: list[dict] = []
     failed = []
     for i, n in enumerate(chosen, 1):
@@ -118,7 +139,7 @@ def run_recipes(numbers: list[int], fast: bool, out: Path | None = None) -> int:
             continue
         new_rows += rows
     done = {r["topic"] for r in new_rows}
-    merged = sorted([r for r in _old_rows(out) if r["topic"] not in done] + new_rows, key=lambda r: r["topic"])
+    merged = sorted([r for r in old_rows if r["topic"] not in done] + new_rows, key=lambda r: r["topic"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_table(merged), encoding="utf-8")
     print(f"wrote {out} ({len(merged)} claims from {len({r['topic'] for r in merged})} recipes)")

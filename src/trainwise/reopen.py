@@ -26,7 +26,11 @@ def open_run(run_dir: str | Path) -> tuple[Path, DictConfig, Preprocess, torch.n
     if not (rd / "config.yaml").is_file():
         raise TrainwiseError(f"'{rd}' is not a run directory (no config.yaml); give a directory made by "
                              "'trainwise train'")
-    raw = (rd / "config.yaml").read_text()
+    try:
+        raw = (rd / "config.yaml").read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainwiseError(f"cannot read '{rd / 'config.yaml'}' ({str(exc)[:200]}); it is not the config "
+                             "'trainwise train' wrote") from None
     if "name: python" in raw:
         model = (yaml.safe_load(raw) or {}).get("model", {})
         if model.get("name") == "python":

@@ -21,6 +21,7 @@ from trainwise.data.splits import Splits
 from trainwise.errors import TrainwiseError
 from trainwise.reopen import open_run
 from trainwise.run.rundir import load_weights, write_json
+from trainwise.safety import check_inside, check_writable
 from trainwise.tasks import make_task
 from trainwise.train.checkpoint import list_checkpoints, verify
 from trainwise.train.loop import FitResult, evaluate, fit, seed_everything
@@ -120,12 +121,28 @@ def resume(run_dir: str | Path, quiet: bool = False) -> FitResult:
                              f"{done.get('stopped')}); nothing to resume. To train further, start a new run from its "
                              f"weights: trainwise train … model.init_from={rd}")
     cfg = compose(rd / "config.yaml")
+    check_resumable_writes(rd)
     splits = load_data(cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg, splits.preprocess, splits.num_classes)
     result = fit(model, splits, config=cfg, resume=rd, quiet=quiet)
     _write_data_report(splits, result)
     return result
+
+
+def check_resumable_writes(rd: Path) -> None:
+    """Everything resume will write, checked before any data is loaded or any step is taken: a read-only or immutable
+    run directory used to be found only by the final save, after the whole remaining training."""
+    logs = ("metrics.jsonl", "monitors.jsonl")  # truncated to the checkpoint's offset, then appended to
+    for name in (*logs, "checkpoints"):
+        check_inside(rd / name, rd, name)
+    check_writable(rd, logs)
+    ckpts = rd / "checkpoints"
+    if ckpts.exists() and not ckpts.is_dir():
+        raise TrainwiseError(f"'{ckpts}' is a file where the run's checkpoint folder belongs; nothing can be resumed "
+                             "from it (move it away to see what it is)")
+    if ckpts.is_dir():  # new checkpoint folders go here, and old ones are pruned
+        check_writable(ckpts, what="checkpoint folder")
 
 
 def _write_data_report(splits: Splits, result: FitResult) -> None:

@@ -42,12 +42,15 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
 
 def write_error(path: str | Path, exc: OSError) -> TrainwiseError:
     """A failed write (disk full, read-only, immutable, quota) as one user-facing line."""
-    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-              errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-              errno.EPERM: "operation not permitted (immutable or protected)",
-              errno.EFBIG: "the file is larger than this process may write"}.get(exc.errno or 0, exc.strerror or str(exc))
-    return TrainwiseError(f"cannot write '{path}': {reason}; free space or fix permissions, then run the command "
+    return TrainwiseError(f"cannot write '{path}': {_reason(exc)}; free space or fix permissions, then run the command "
                           "again (nothing you had was changed)")
+
+
+def _reason(exc: OSError) -> str:
+    return {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted (immutable or protected)", errno.ENOTDIR: "not a folder",
+            errno.EFBIG: "the file is larger than this process may write"}.get(exc.errno or 0, exc.strerror or str(exc))
 
 
 # ---- run directories ----------------------------------------------------------------------------------------------
@@ -63,6 +66,49 @@ def check_inside(path: str | Path, root: str | Path, what: str = "file") -> Path
         raise TrainwiseError(f"refusing to write {what} '{p}': it is a link to '{real}', outside the run directory "
                              f"'{r}'; replace the link with a regular file")
     return p
+
+
+def check_creatable(path: str | Path, what: str) -> Path:
+    """Refuse, before any work, a path to be created (a run directory, an output folder or file) below a *file*:
+    ``--out notes.txt/sub`` would otherwise end in NotADirectoryError once the work is done."""
+    p = Path(path)
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TrainwiseError(f"{what} '{p}' cannot be created: '{parent}' is a file, not a folder; give a "
+                                     "path under a folder")
+            break
+    return p
+
+
+def check_writable(folder: str | Path, files: tuple[str, ...] = (), what: str = "run directory") -> None:
+    """Refuse, before any work, a ``folder`` that cannot take new files (read-only, immutable, no permission) or
+    whose existing ``files`` cannot be rewritten in place. ``os.access`` says yes to root even where the kernel will
+    say no (``chattr +i``, a read-only mount), so each is tried for real: a probe file created and removed, each file
+    opened for update without writing (neither content nor modification time changes)."""
+    import tempfile
+
+    d = Path(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".trainwise-probe-", dir=d)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise TrainwiseError(f"{what} '{d}' is not writable ({_reason(exc)}); fix its permissions (or copy it "
+                             "somewhere writable) and run the command again (nothing was changed)") from None
+    for name in files:
+        p = d / name
+        if p.is_symlink() or not p.exists():
+            continue  # links are check_inside's to judge; a missing file is created in the folder just probed
+        if p.is_dir():
+            raise TrainwiseError(f"'{p}' is a folder where a file belongs; move it away and run the command again "
+                                 "(nothing was changed)")
+        try:
+            with open(p, "r+b"):
+                pass
+        except OSError as exc:
+            raise TrainwiseError(f"'{p}' cannot be rewritten ({_reason(exc)}); fix its permissions and run the "
+                                 "command again (nothing was changed)") from None
 
 
 # ---- code from configs --------------------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ class DataConfig:
     num_workers: int = opt(0, "DataLoader workers (`>0` selects the DataLoader path)", check=at_least(0))
     pin_memory: bool | None = opt(None, "`null`: on when the device is CUDA")
     persistent_workers: bool | None = opt(None, "`null`: on when `num_workers > 0`")
-    prefetch_factor: int | None = opt(None, "`null`: torch's default")
+    prefetch_factor: int | None = opt(None, "`null`: torch's default", check=optional(at_least(1)))
     drop_last: bool = opt(False, "drop the last partial training batch")
     augment: str = opt("none", "`shift`: random ±1-pixel translation of images; `kornia`: kornia's batched crop, "
                        "affine, brightness/contrast and blur on the device. Image inputs (N, C, H, W) only: with "

@@ -25,6 +25,7 @@ from trainwise.data.loaders import loader_input, make_loader
 from trainwise.errors import TrainwiseError
 from trainwise.run.rundir import write_json
 from trainwise.runner import setup
+from trainwise.safety import check_creatable
 from trainwise.tasks import make_task
 from trainwise.train.optim import optimizer_from_config
 from trainwise.train.precision import autocast, grad_scaler
@@ -111,7 +112,7 @@ def lr_find(cfg: DictConfig, out_dir: Path, *, start_lr: float = 1e-7, end_lr: f
         raise TrainwiseError(f"smooth must be in [0, 1) (got {smooth:g})")
     if diverge <= 1:
         raise TrainwiseError(f"diverge must be > 1 (got {diverge:g}): it is a multiple of the minimum loss")
-    out = Path(out_dir)
+    out = check_creatable(out_dir, "--out")  # below a file: refused now, not once the sweep is done
     if out.exists() and not out.is_dir():
         raise TrainwiseError(f"--out '{out}' exists and is not a directory")
 

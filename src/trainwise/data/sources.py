@@ -169,6 +169,9 @@ def check_npz_members(path: str | Path, names: tuple[str, ...]) -> None:
                 if dtype.kind == "c":
                     raise TrainwiseError(f"{where} is complex ({dtype}); features must be real numbers (split real "
                                          "and imaginary parts into separate features)")
+                if dtype.kind == "V":  # raw bytes or a record array: no number or label can be read from it
+                    raise TrainwiseError(f"{where} is raw bytes or records ({dtype}); save numbers (or string "
+                                         "labels), e.g. np.savez(path, x=x.astype('float32'), y=y)")
                 if len(shape) == 0 or (name == "x" and len(shape) < 2):
                     raise TrainwiseError(f"{where} has shape {shape}; '{name}' must be "
                                          + ("(samples, features...)" if name == "x" else "one value per sample"))

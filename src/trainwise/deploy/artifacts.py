@@ -159,11 +159,24 @@ def train_inputs(run: Run, n: int, seed: int, splits: Any = None) -> np.ndarray:
 
 
 def read_meta(path: Path) -> dict[str, Any]:
+    """export.json / quantize.json: a JSON object, or one error line (the file may be damaged or replaced)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise TrainwiseError(f"cannot read '{path}' ({exc}); run the command that writes it again with --force") \
-            from None
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError includes UnicodeDecodeError
+        raise TrainwiseError(f"cannot read '{path}' ({str(exc)[:200]}); run the command that writes it again with "
+                             "--force") from None
+    if not isinstance(meta, dict):
+        raise TrainwiseError(f"'{path}' is not a JSON object; run the command that writes it again with --force")
+    return meta
+
+
+def dig(meta: Any, *keys: str) -> Any:
+    """``meta[k1][k2]…``, or None where a level is missing or not an object (a damaged metadata file)."""
+    for key in keys:
+        if not isinstance(meta, dict):
+            return None
+        meta = meta.get(key)
+    return meta
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from trainwise.deploy.artifacts import (
     QUANT_DIR,
     Predictor,
     Run,
+    dig,
     ort_forward,
     ort_prepare,
     ort_session,
@@ -51,8 +52,7 @@ def load_predictor(run: Run, fmt: str, threads: int | None = None) -> Predictor:
         path = run.run_dir / EXPORT_DIR / EXPORT_FILES["onnx"]
         if not path.is_file() or not meta_path.is_file():
             raise TrainwiseError(f"run '{run.run_dir}' has no ONNX export; run 'trainwise export {run.run_dir}' first")
-        entry = read_meta(meta_path).get("artifacts", {}).get("onnx", {})
-        if not entry.get("parity", {}).get("passed", False):
+        if dig(read_meta(meta_path), "artifacts", "onnx", "parity", "passed") is not True:
             sys.stderr.write(f"warning: {path} failed its parity check at export time; outputs may differ from "
                              "the eager model\n")
         session = ort_session(path, threads)

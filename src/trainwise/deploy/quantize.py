@@ -41,6 +41,7 @@ from trainwise.deploy.artifacts import (
     QUANT_DIR,
     Run,
     WithPreprocess,
+    dig,
     eval_inputs,
     ort_forward,
     ort_prepare,
@@ -308,7 +309,11 @@ def load_torch_int8(run: Run, meta: dict[str, Any], path: Path) -> nn.Module:
     with safe_open(str(path), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
         smeta = f.metadata() or {}
-    groups = meta.get("torch", {}).get("fusion_groups", [])
+    groups = dig(meta, "torch", "fusion_groups") or []
+    if meta.get("method") not in METHODS or not isinstance(groups, list) or \
+            not all(isinstance(g, list) and all(isinstance(n, str) for n in g) for g in groups):
+        raise TrainwiseError(f"'{path.parent / 'quantize.json'}' is damaged (method or fusion groups); run 'trainwise "
+                             f"quantize {run.run_dir} --force' again")
     module = torch_dynamic(run.model) if meta["method"] == "dynamic" else torch_static(run.model, groups, None)
     with quiet_torch():
         module.load_state_dict(_unflatten_state(tensors, smeta))
@@ -416,7 +421,7 @@ def quantize_run(run: Run, method: str, backend: str = "auto", force: bool = Fal
         onnx_error = ""
         meta_path = run.run_dir / EXPORT_DIR / "export.json"
         exported_ok = fp32_onnx.is_file() and meta_path.is_file() and \
-            read_meta(meta_path).get("artifacts", {}).get("onnx", {}).get("parity", {}).get("passed", False)
+            dig(read_meta(meta_path), "artifacts", "onnx", "parity", "passed") is True
         if not exported_ok and "onnxruntime" in backends:  # no export, or one that failed parity: a fresh graph
             fp32_onnx = work / "fp32.onnx"
             try:

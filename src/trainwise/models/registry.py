@@ -57,6 +57,8 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_spec(name: str) -> ModelSpec:
+    if not isinstance(name, str):  # model.name=[-5] from an override or a config file: a list is no name
+        raise TrainwiseError(f"model.name={name} is not a model name; run 'trainwise models' to list them")
     if name not in _REGISTRY:
         raise TrainwiseError(f"unknown model '{name}'{suggest(name, _REGISTRY)}; run 'trainwise models' to list them")
     return _REGISTRY[name]

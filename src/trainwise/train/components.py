@@ -38,6 +38,7 @@ from trainwise.doctor.preflight import (
 )
 from trainwise.errors import TrainwiseError, suggest
 from trainwise.progress import Reporter
+from trainwise.run.paths import STARTUP_FILES, discarded_on_failure
 from trainwise.run.rundir import MetricsLog, new_run_dir, write_json, write_text
 from trainwise.run.runs import mark_process
 from trainwise.run.tracking import make_tracker
@@ -379,21 +380,26 @@ def make_stepper(model: nn.Module, task: Task, cfg: Config, opt_steps_per_epoch:
 
 
 def open_run_dir(cfg: Config, run_dir: str | Path | None, resume: str | Path | None, dctx: DistContext,
-                 p: Parts) -> Path | None:
+                 p: Parts) -> tuple[Path | None, bool]:
     """A new run directory (``runs/<name>-<stamp>`` or the given path, which must not exist) with config.yaml and
-    preprocess.json, or the one being resumed. Only rank 0 creates it; every rank learns its path."""
+    preprocess.json, or the one being resumed, and whether this call created it. Only rank 0 creates it; every rank
+    learns its path."""
+    created = False  # by this call: only then may a failure before the first step take it away again
     if resume is not None:
         out_dir: Path | None = Path(resume)
     elif dctx.main:
-        out_dir = None if run_dir is None else new_run_dir(cfg.name, None if run_dir == "auto" else run_dir)
+        given = None if run_dir in (None, "auto") else Path(run_dir)
+        created = run_dir is not None and not (given is not None and given.exists())
+        out_dir = None if run_dir is None else new_run_dir(cfg.name, given)
     else:
         out_dir = None
     out_dir = dctx.broadcast(out_dir)  # every rank reads checkpoints from rank 0's run directory
     if out_dir is not None and resume is None and dctx.main:
-        write_text(out_dir / "config.yaml", to_yaml(cfg))
-        if isinstance(p.splits, Splits):
-            write_json(out_dir / "preprocess.json", p.splits.preprocess.to_dict())
-    return out_dir
+        with discarded_on_failure(out_dir, STARTUP_FILES, remove_dir=created):
+            write_text(out_dir / "config.yaml", to_yaml(cfg))
+            if isinstance(p.splits, Splits):
+                write_json(out_dir / "preprocess.json", p.splits.preprocess.to_dict())
+    return out_dir, created
 
 
 def make_augment(cfg: Config, p: Parts, loader: Loader, device: torch.device) -> BatchAugment:
@@ -443,60 +449,64 @@ def build(model: nn.Module, data: Any, cfg: Config, *, run_dir: str | Path | Non
     stepper.labels = labels
 
     # ---- run directory, state, checkpointer ---------------------------------------------------------------------
-    out_dir = open_run_dir(cfg, run_dir, resume, dctx, p)
-    reporter = Reporter(quiet or not dctx.main, task.main_metric, t.epochs)
-    if isinstance(p.splits, Splits) and p.splits.missing:
-        reporter.info(f"missing values imputed with train medians: {p.splits.missing}")
-    pre_findings, pre_info = _preflight_record(preflight, resume, out_dir, dctx, reporter)
-    st = LoopState(best_value=math.inf if lower_better else -math.inf)
-    sharded = dctx.strategy == "fsdp" and dctx.enabled
-    if sharded and out_dir is not None:
-        reporter.info("[yellow]strategy=fsdp: no training checkpoints (exact resume is DDP/single-process only for "
-                      "now); best and final weights are gathered and saved[/yellow]")
-    ckpt = Checkpointer(out_dir, cfg, model, stepper, st, {"augment": augment.generator}, reporter, task, dctx) \
-        if out_dir is not None and not sharded else None
-    if resume is not None:
-        assert ckpt is not None
-        folder = ckpt.restore_latest()
-        augment.mix_rng = ckpt.mix_rng_restored or augment.mix_rng
-        reporter.info(f"resumed from {folder.name}: epoch {st.epoch + 1}, batch {st.pos}, step {st.global_step}")
-        st.resumed_from = folder.name
-    files = out_dir if dctx.main else None
-    if files is not None:  # RUN_DIR/status.json: this process is training the run (`trainwise runs` reads it)
-        mark_process(files, "running")
+    out_dir, created = open_run_dir(cfg, run_dir, resume, dctx, p)
+    # A refusal from here to the first step (a write refused, say) leaves no half-made run behind: a new run's
+    # directory holds nothing yet that rerunning the command would not write again. A resumed one is left alone.
+    new_run = out_dir if resume is None and dctx.main else None
+    with discarded_on_failure(new_run, STARTUP_FILES, remove_dir=created):
+        reporter = Reporter(quiet or not dctx.main, task.main_metric, t.epochs)
+        if isinstance(p.splits, Splits) and p.splits.missing:
+            reporter.info(f"missing values imputed with train medians: {p.splits.missing}")
+        pre_findings, pre_info = _preflight_record(preflight, resume, out_dir, dctx, reporter)
+        st = LoopState(best_value=math.inf if lower_better else -math.inf)
+        sharded = dctx.strategy == "fsdp" and dctx.enabled
+        if sharded and out_dir is not None:
+            reporter.info("[yellow]strategy=fsdp: no training checkpoints (exact resume is DDP/single-process only for "
+                          "now); best and final weights are gathered and saved[/yellow]")
+        ckpt = Checkpointer(out_dir, cfg, model, stepper, st, {"augment": augment.generator}, reporter, task, dctx) \
+            if out_dir is not None and not sharded else None
+        if resume is not None:
+            assert ckpt is not None
+            folder = ckpt.restore_latest()
+            augment.mix_rng = ckpt.mix_rng_restored or augment.mix_rng
+            reporter.info(f"resumed from {folder.name}: epoch {st.epoch + 1}, batch {st.pos}, step {st.global_step}")
+            st.resumed_from = folder.name
+        files = out_dir if dctx.main else None
+        if files is not None:  # RUN_DIR/status.json: this process is training the run (`trainwise runs` reads it)
+            mark_process(files, "running")
 
-    # ---- logs and policies ------------------------------------------------------------------------------------------
-    log = MetricsLog(files / "metrics.jsonl" if files is not None else None, truncate_to=st.log_offset)
-    monitors = Monitor(model, cfg.doctor.monitor_every, files / "monitors.jsonl" if files is not None else None,
-                       hooks=not cfg.compile, truncate_to=st.monitor_offset)
-    if ckpt is not None:
-        ckpt.log, ckpt.monitor = log, monitors
-    tracker = None  # TensorBoard / MLflow mirror of the events (run/tracking.py); rank 0 with a run dir only
-    if files is not None and cfg.tracking.backends:
-        tracker = make_tracker(list(cfg.tracking.backends), files, to_dict(cfg), uri=cfg.tracking.mlflow_uri,
-                               experiment=cfg.tracking.experiment,
-                               resume_step=st.global_step if resume is not None else None,
-                               monitor_records=monitors.records)
-    stopping = Stopping(st, dctx.enabled)
-    c, f = cfg.checkpoint, cfg.faults
-    nonfinite = f.nonfinite if f.nonfinite != "auto" else (
-        "stop" if device.type == "cuda" else "skip")  # a per-step finiteness check is free on CPU, a sync on GPU
-    guard = NonFiniteGuard(st, f.max_bad_steps, f.max_rollbacks, active=nonfinite == "skip")
-    if ckpt is not None and resume is None and guard.active:  # rollback target until a checkpoint exists
-        ckpt.remember_start(augment.mix_rng)
-    return Training(
-        cfg=cfg, dctx=dctx, device=device, precision=precision, model=model, train_model=train_model, task=task,
-        data=p, train_loader=train_loader, val_loader=val_loader, test_loader=test_loader, stepper=stepper, st=st,
-        augment=augment, reporter=reporter, out_dir=out_dir, files=files, ckpt=ckpt,
-        ckpt_schedule=CheckpointSchedule(c.every_steps, c.every_seconds, c.every_epoch, c.epoch_min_seconds,
-                                         shared_clock=dctx.enabled),
-        guard=guard, early=EarlyStopping(st, lower_better, t.patience, t.early_stopping and val_loader is not None),
-        stopping=stopping, monitors=monitors, log=log, events=Events(log, tracker, callbacks, stopping),
-        tracker=tracker, monitor=monitor, weights=group_weights(sizes, k), accumulate=k, boundaries=boundaries,
-        sizes=sizes, sizes_t=torch.tensor(sizes, dtype=torch.float32, device=device),
-        pre_findings=pre_findings, pre_info=pre_info, resume=Path(resume) if resume is not None else None,
-        step_losses=[] if record_step_losses else None, labels=labels,
-        t_start=time.perf_counter() - st.wall_before)
+        # ---- logs and policies ------------------------------------------------------------------------------------------
+        log = MetricsLog(files / "metrics.jsonl" if files is not None else None, truncate_to=st.log_offset)
+        monitors = Monitor(model, cfg.doctor.monitor_every, files / "monitors.jsonl" if files is not None else None,
+                           hooks=not cfg.compile, truncate_to=st.monitor_offset)
+        if ckpt is not None:
+            ckpt.log, ckpt.monitor = log, monitors
+        tracker = None  # TensorBoard / MLflow mirror of the events (run/tracking.py); rank 0 with a run dir only
+        if files is not None and cfg.tracking.backends:
+            tracker = make_tracker(list(cfg.tracking.backends), files, to_dict(cfg), uri=cfg.tracking.mlflow_uri,
+                                   experiment=cfg.tracking.experiment,
+                                   resume_step=st.global_step if resume is not None else None,
+                                   monitor_records=monitors.records)
+        stopping = Stopping(st, dctx.enabled)
+        c, f = cfg.checkpoint, cfg.faults
+        nonfinite = f.nonfinite if f.nonfinite != "auto" else (
+            "stop" if device.type == "cuda" else "skip")  # a per-step finiteness check is free on CPU, a sync on GPU
+        guard = NonFiniteGuard(st, f.max_bad_steps, f.max_rollbacks, active=nonfinite == "skip")
+        if ckpt is not None and resume is None and guard.active:  # rollback target until a checkpoint exists
+            ckpt.remember_start(augment.mix_rng)
+        return Training(
+            cfg=cfg, dctx=dctx, device=device, precision=precision, model=model, train_model=train_model, task=task,
+            data=p, train_loader=train_loader, val_loader=val_loader, test_loader=test_loader, stepper=stepper, st=st,
+            augment=augment, reporter=reporter, out_dir=out_dir, files=files, ckpt=ckpt,
+            ckpt_schedule=CheckpointSchedule(c.every_steps, c.every_seconds, c.every_epoch, c.epoch_min_seconds,
+                                             shared_clock=dctx.enabled),
+            guard=guard, early=EarlyStopping(st, lower_better, t.patience, t.early_stopping and val_loader is not None),
+            stopping=stopping, monitors=monitors, log=log, events=Events(log, tracker, callbacks, stopping),
+            tracker=tracker, monitor=monitor, weights=group_weights(sizes, k), accumulate=k, boundaries=boundaries,
+            sizes=sizes, sizes_t=torch.tensor(sizes, dtype=torch.float32, device=device),
+            pre_findings=pre_findings, pre_info=pre_info, resume=Path(resume) if resume is not None else None,
+            step_losses=[] if record_step_losses else None, labels=labels,
+            t_start=time.perf_counter() - st.wall_before)
 
 
 def _preflight_record(preflight: tuple[list[Any], dict[str, Any]] | None, resume: str | Path | None,

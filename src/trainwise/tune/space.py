@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from trainwise.errors import TrainwiseError, suggest
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import optuna
@@ -206,25 +208,37 @@ def _g(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _seed_value(key: str, read: Callable[[], T]) -> T:
+    """A config value the default space is centred on; one that is not a number of the right shape (``model.hidden=1``,
+    ``model.dropout=abc``: the model would refuse them only when built) is refused here, naming the key."""
+    try:
+        return read()
+    except (TypeError, ValueError) as exc:
+        raise TrainwiseError(f"{key} cannot centre the default tune space ({str(exc)[:120]}); fix its value "
+                             "('trainwise models' lists the model arguments and their types)") from None
+
+
 def default_space(cfg: DictConfig) -> list[Dim]:
     """The built-in space, in the usual order of importance, always containing the config's own values (so the
     baseline can be trial 0): learning rate, batch size, model width/depth, weight decay, schedule (+ warmup),
     dropout."""
     specs: list[tuple[str, str, tuple[str, tuple[Any, ...]] | None]] = []
-    lr = float(cfg.optim.lr)
+    lr = _seed_value("optim.lr", lambda: float(cfg.optim.lr))
     specs.append(("optim.lr", f"loguniform({_g(lr / 10)}, {_g(lr * 10)})", None))
-    sizes = sorted({32, 64, 128, 256, int(cfg.data.batch_size)})
+    sizes = sorted({32, 64, 128, 256, _seed_value("data.batch_size", lambda: int(cfg.data.batch_size))})
     specs.append(("data.batch_size", f"categorical({', '.join(map(str, sizes))})", None))
     from trainwise.models import get_spec  # deferred: imports torch; this module stays torch-free
 
     args = get_spec(cfg.model.name).arguments()
     model = _plain(cfg.model)
+    if not isinstance(model, dict):
+        raise TrainwiseError("model must be a section of key: value pairs (model.name, model.hidden, ...)")
 
     def current(name: str) -> Any:
         return model.get(name, args[name][1])
 
     if "hidden" in args:
-        hidden = [int(h) for h in current("hidden")]
+        hidden = _seed_value("model.hidden", lambda: [int(h) for h in current("hidden")])
         width = max(hidden) if hidden else 128
         widths = sorted({max(8, width // 2), width, width * 2})
         depths = sorted({1, 2, 3, len(hidden)} - {0})
@@ -233,13 +247,13 @@ def default_space(cfg: DictConfig) -> list[Dim]:
             choices.insert(0, hidden)
         specs.append(("model.hidden", f"categorical({', '.join(json.dumps(c) for c in choices)})", None))
     if "width" in args:
-        w = int(current("width"))
+        w = _seed_value("model.width", lambda: int(current("width")))
         specs.append(("model.width", f"categorical({', '.join(str(v) for v in sorted({max(4, w // 2), w, w * 2}))})",
                       None))
     if "blocks" in args:
-        b = int(current("blocks"))
+        b = _seed_value("model.blocks", lambda: int(current("blocks")))
         specs.append(("model.blocks", f"int(1, {max(3, b + 1)})", None))
-    wd = float(cfg.optim.weight_decay)
+    wd = _seed_value("optim.weight_decay", lambda: float(cfg.optim.weight_decay))
     if wd > 0:
         specs.append(("optim.weight_decay", f"loguniform({_g(min(1e-6, wd))}, {_g(max(0.1, wd))})", None))
     else:  # 0 has no place on a log scale, but the baseline must stay representable
@@ -248,11 +262,11 @@ def default_space(cfg: DictConfig) -> list[Dim]:
     if cfg.schedule.name not in schedules:
         schedules.append(str(cfg.schedule.name))
     specs.append(("schedule.name", f"categorical({', '.join(schedules)})", None))
-    warm = float(cfg.schedule.warmup_fraction)
+    warm = _seed_value("schedule.warmup_fraction", lambda: float(cfg.schedule.warmup_fraction))
     specs.append(("schedule.warmup_fraction", f"uniform(0.0, {_g(max(0.3, warm))})",
                   ("schedule.name", ("warmup_cosine",))))  # the only schedule that reads it
     if "dropout" in args:
-        p = float(current("dropout"))
+        p = _seed_value("model.dropout", lambda: float(current("dropout")))
         specs.append(("model.dropout", f"uniform(0.0, {_g(max(0.5, p))})", None))
     return [parse_dim(k, t, when) for k, t, when in specs]
 

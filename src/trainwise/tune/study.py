@@ -32,6 +32,8 @@ from trainwise.build import build_model, load_data
 from trainwise.config import compose
 from trainwise.errors import TrainingInterrupted, TrainwiseError
 from trainwise.models import get_spec
+from trainwise.run.paths import discarded_on_failure
+from trainwise.safety import check_creatable
 from trainwise.tasks import minimize
 from trainwise.train.loop import fit, seed_everything
 from trainwise.tune.outputs import write_outputs
@@ -76,14 +78,42 @@ def plan(config: str | None, preset: str | None, overrides: list[str], trials: i
 
     validate_space(dims, cfg, compose_with)
     name = study or str(cfg.name)
-    out_dir = Path(out) if out else Path("runs") / f"tune-{name}"
+    out_dir = check_creatable(Path(out) if out else Path("runs") / f"tune-{name}", "--out")
     if out_dir.exists() and not out_dir.is_dir():
         raise TrainwiseError(f"--out '{out_dir}' exists and is not a directory")
     url = storage or f"sqlite:///{out_dir.resolve() / 'study.db'}"
-    if ":memory:" in url and workers > 1:
-        raise TrainwiseError("an in-memory --storage cannot be shared by --workers; give a file or server URL")
+    _check_sqlite_file(url)
+    if url in ("sqlite://", "sqlite:///", "sqlite:///:memory:") or url.startswith("sqlite:///:memory:?"):
+        # every pooled connection would open its own empty database: optuna's tables vanish after the first
+        raise TrainwiseError(f"--storage '{url}' is an in-memory SQLite database, which cannot hold a study; give a "
+                             "file (sqlite:///study.db) or a server URL")
     return Plan(config, preset, list(overrides), cfg, dims, not space, metric, direction, name, out_dir, url, n,
                 workers)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URL (None: another database, or SQLite in memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    raw = url[len("sqlite:///"):].split("?", 1)[0]
+    return None if raw in ("", ":memory:") else Path(raw)
+
+
+def _check_sqlite_file(url: str) -> None:
+    """SQLite adopts any small existing file as an empty database and rewrites it: ``--storage sqlite:///notes.txt``
+    replaced the user's file with a study. A file that is not already a SQLite database is refused."""
+    path = _sqlite_file(url)
+    if path is None:
+        return
+    check_creatable(path, "--storage")
+    if path.is_dir():
+        raise TrainwiseError(f"--storage '{url}' names a folder; give a database file (sqlite:///study.db)")
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as f:
+        if f.read(16) != b"SQLite format 3\0":
+            raise TrainwiseError(f"--storage '{url}': '{path}' exists and is not a SQLite database; give a new file "
+                                 "or the study's database (nothing was changed)")
 
 
 # ---- storage and study -------------------------------------------------------------------------------------------
@@ -199,7 +229,11 @@ def open_study(p: Plan, storage: optuna.storages.RDBStorage, worker: int, create
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trainwise prints its own line per trial; no tracebacks
     pruner = make_pruner(p)
     if not create:
-        study = optuna.load_study(study_name=p.study_name, storage=storage, pruner=pruner)
+        try:
+            study = optuna.load_study(study_name=p.study_name, storage=storage, pruner=pruner)
+        except KeyError:  # optuna's "Record does not exist."
+            raise TrainwiseError(f"study '{p.study_name}' does not exist in {p.storage_url}; --worker is internal "
+                                 "(the coordinating 'trainwise tune' creates the study first)") from None
         study.sampler = make_sampler(p, worker, len(study.get_trials(deepcopy=False)))
         return study
     study = optuna.create_study(storage=storage, study_name=p.study_name, direction=p.direction, pruner=pruner,
@@ -419,6 +453,10 @@ def run(p: Plan, worker: str | None = None) -> int:
             parent, index, quota = (int(x) for x in worker.split(":"))
         except ValueError:
             raise TrainwiseError(f"--worker '{worker}' is internal (PARENT:INDEX:QUOTA)") from None
+        db = _sqlite_file(p.storage_url)
+        if db is not None and not db.is_file():  # a worker joins a study; opening the URL would create the file
+            raise TrainwiseError(f"study '{p.study_name}' does not exist in {p.storage_url}; --worker is internal (the "
+                                 "coordinating 'trainwise tune' creates the study first)")
         storage = open_storage(p.storage_url)
         work(p, open_study(p, storage, index, create=False), quota, console, parent)
         return 0
@@ -428,14 +466,12 @@ def run(p: Plan, worker: str | None = None) -> int:
     if before and p.storage_url == f"sqlite:///{default_db.resolve()}" and not default_db.exists():
         raise TrainwiseError(f"--out '{p.out}' is not empty and holds no study.db; give a new --out (or the --storage "
                              "of the study that made it)")
+    created = not p.out.exists()
     p.out.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(p.storage_url)
-    foreign = [f for f in before if f != default_db]
-    if foreign and p.study_name not in optuna.get_all_study_names(storage):
-        raise TrainwiseError(f"--out '{p.out}' is not empty and study '{p.study_name}' does not exist in "
-                             f"{p.storage_url} yet; give a new --out for a new study (nothing was changed)")
-    study = open_study(p, storage, 0, create=True)
-    _check_trial_dirs(p, study)
+    # A storage that cannot be opened, or a study that cannot be taken over, leaves no empty --out folder behind.
+    with discarded_on_failure(p.out if created else None, ("study.db",), remove_dir=True):  # a new folder's own
+        storage = open_storage(p.storage_url)
+        study = _open_for_run(p, storage, before, default_db)
     dead = fail_dead_local_trials(study, storage)
     if dead:
         console.print(f"trials {', '.join(map(str, dead))} were left running by a killed process: failed and "
@@ -471,6 +507,16 @@ def run(p: Plan, worker: str | None = None) -> int:
         work(p, study, p.trials, console)  # its retry is queued; run it if the study still needs trials
     write_outputs(p, study, console)
     return 0
+
+
+def _open_for_run(p: Plan, storage: optuna.storages.RDBStorage, before: list[Path], default_db: Path) -> optuna.Study:
+    foreign = [f for f in before if f != default_db]
+    if foreign and p.study_name not in optuna.get_all_study_names(storage):
+        raise TrainwiseError(f"--out '{p.out}' is not empty and study '{p.study_name}' does not exist in "
+                             f"{p.storage_url} yet; give a new --out for a new study (nothing was changed)")
+    study = open_study(p, storage, 0, create=True)
+    _check_trial_dirs(p, study)
+    return study
 
 
 def _check_trial_dirs(p: Plan, study: optuna.Study) -> None:
