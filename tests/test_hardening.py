@@ -561,10 +561,32 @@ def test_recipes_out_checked_before_any_recipe_runs(capsys, work, monkeypatch, o
 
     monkeypatch.setattr(recipes_cmd.subprocess, "run", must_not_run)
     (work / "folder").mkdir()
-    (work / "damaged.md").write_text('# Claims\n<!-- row {"topic": 1, -->\n')
+    (work / "damaged.md").write_text('# Claims, checked\n<!-- row {"topic": 1, -->\n')
     (work / "binary.md").write_bytes(b"\xff\xfe\x00garbage")
     (work / "notes.txt").write_text("mine\n")
     one_error(capsys, "recipes", "run", "1", "--out", work / out, needles=("--out",))
+
+
+def test_recipes_out_never_replaces_a_file_that_is_not_a_claims_table(capsys, work, monkeypatch):
+    """`recipes run N --out notes.txt` overwrote the user's notes with a claims table; now refused before any recipe
+    runs, unless --force."""
+    import trainwise.recipes_cmd as recipes_cmd
+
+    ran: list[str] = []
+
+    def one_row(args: list[str], env: dict, **kwargs: object) -> subprocess.CompletedProcess:
+        ran.append(args[1])
+        row = {"topic": 1, "subject": "s", "claim": "c", "verdict": "HOLDS", "evidence": "e", "command": "x"}
+        Path(env["TRAINWISE_RECIPES_JSONL"]).write_text(json.dumps(row) + "\n")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(recipes_cmd.subprocess, "run", one_row)
+    notes = work / "notes.txt"
+    notes.write_text("mine\n")
+    one_error(capsys, "recipes", "run", "1", "--out", notes, needles=("not a claims table", "--force"))
+    assert notes.read_text() == "mine\n" and ran == []
+    assert main(["recipes", "run", "1", "--out", str(notes), "--force"]) == 0
+    assert notes.read_text().startswith("# Claims, checked") and len(ran) == 1
 
 
 def test_serve_refuses_an_extra_preprocess_key_at_start_up(capsys, digits_run, tmp_path, monkeypatch):

@@ -209,3 +209,23 @@ def test_decoding_shows_a_progress_bar_with_its_total_on_a_terminal_only(tmp_pat
     monkeypatch.setenv("TTY_COMPATIBLE", "1")
     load_images(str(tmp_path / "imgs"), cache_dir=str(tmp_path / "c3"), **{**kw, "quiet": True})
     assert capsys.readouterr().err == ""
+
+
+def test_train_quiet_reaches_the_decode_bar(tmp_path: Path, monkeypatch: Any) -> None:
+    """`trainwise train --quiet` on an image folder: the quiet flag reaches the decoder (no bar on a terminal)."""
+    import trainwise.build as build
+    from trainwise import runner
+
+    seen: list[bool] = []
+
+    def stop(*args: Any, quiet: bool = False, **kwargs: Any) -> Any:
+        seen.append(quiet)
+        raise TrainwiseError("stop here")
+
+    monkeypatch.setattr(build, "load_images", stop)
+    _folder(tmp_path / "imgs", per_class=5)
+    cfg = compose(preset="digits-images", overrides=[f"data.path={tmp_path / 'imgs'}"])
+    for quiet in (True, False):
+        with pytest.raises(TrainwiseError, match="stop here"):
+            runner.train(cfg, run_dir=None, quiet=quiet)
+    assert seen == [True, False]

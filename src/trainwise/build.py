@@ -19,8 +19,9 @@ from trainwise.data.splits import Preprocess, Split, Splits, class_selection, fr
 from trainwise.models import create_model, get_spec
 
 
-def load_data(cfg: DictConfig) -> Splits:
-    """The train/val/test splits a config's ``data`` section describes, rebuilt deterministically from its seed."""
+def load_data(cfg: DictConfig, quiet: bool = False) -> Splits:
+    """The train/val/test splits a config's ``data`` section describes, rebuilt deterministically from its seed.
+    ``quiet``: no progress bar while an image folder is decoded (``train --quiet``)."""
     d = cfg.data
     # npy/images apply data.classes / holdout_class / label_fraction to row indices: the samples stay in the file
     pick = {"classes": list(d.classes) if d.classes is not None else None, "holdout_class": d.holdout_class,
@@ -30,7 +31,7 @@ def load_data(cfg: DictConfig) -> Splits:
     if d.source == "images":  # decoded once into a uint8 memory-mapped cache (data/images.py)
         splits, report = load_images(str(d.path), cfg.seed, d.val_fraction, d.test_fraction, d.standardize,
                                      d.image_size, d.channels, d.on_bad_file, d.cache_dir,
-                                     quiet=False, **pick)  # a decode bar when stderr is a terminal
+                                     quiet=quiet, **pick)  # a decode bar when stderr is a terminal
         splits.report = report.to_dict()
         return splits
     if d.source == "text":  # tokenized once into a cached id matrix, batches padded to their longest (data/text.py)

@@ -41,7 +41,7 @@ def setup(cfg: DictConfig) -> tuple[Splits, torch.nn.Module, torch.device, str]:
 
 def train(cfg: DictConfig, run_dir: str | Path | None = "auto", quiet: bool = False) -> FitResult:
     """Train the model a config describes on the data it names (``model.init_from``: start from other weights)."""
-    splits = load_data(cfg)
+    splits = load_data(cfg, quiet=quiet)
     seed_everything(cfg.seed)  # model init is part of the run's randomness
     model = build_model(cfg, splits.preprocess, splits.num_classes)
     report = None
@@ -122,7 +122,7 @@ def resume(run_dir: str | Path, quiet: bool = False) -> FitResult:
                              f"weights: trainwise train … model.init_from={rd}")
     cfg = compose(rd / "config.yaml")
     check_resumable_writes(rd)
-    splits = load_data(cfg)
+    splits = load_data(cfg, quiet=quiet)
     seed_everything(cfg.seed)
     model = build_model(cfg, splits.preprocess, splits.num_classes)
     result = fit(model, splits, config=cfg, resume=rd, quiet=quiet)
