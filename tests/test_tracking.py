@@ -61,9 +61,11 @@ def _train(tmp_path: Path, *overrides: str, callbacks: tuple = ()) -> Any:
     return fit(model, splits, config=cfg, run_dir=tmp_path / "run", callbacks=callbacks)
 
 
-def test_tensorboard_is_the_default_and_events_read_back(tmp_path: Path) -> None:
-    assert list(compose(preset="digits-mlp").tracking.backends) == ["tensorboard"]
-    result = _train(tmp_path)
+def test_tensorboard_events_read_back(tmp_path: Path) -> None:
+    # Off by default (its per-epoch cost is not within noise: RESULTS.md "Tracking backends"); one key turns it on.
+    assert list(compose(preset="digits-mlp").tracking.backends) == []
+    assert not (_train(tmp_path / "off").run_dir / "tensorboard").exists()
+    result = _train(tmp_path, "tracking.backends=[tensorboard]")
     ea = _accumulator(result.run_dir)
     tags = ea.Tags()
     scalars = set(tags["scalars"])
@@ -201,7 +203,7 @@ def test_unreachable_store_warns_once_and_training_completes(tmp_path: Path, cap
 def test_missing_tensorboard_package_warns_and_trains(tmp_path: Path, capfd: pytest.CaptureFixture,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
-    result = _train(tmp_path, "train.epochs=1")
+    result = _train(tmp_path, "train.epochs=1", "tracking.backends=[tensorboard]")
     err = capfd.readouterr().err
     assert sum(line.startswith("warning: tracking backend tensorboard") for line in err.splitlines()) == 1, err
     assert result.summary["stopped"] == "completed"

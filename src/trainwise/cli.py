@@ -36,7 +36,7 @@ group_lr), schedule.* (name, warmup_fraction, min_lr_ratio, step_size, gamma, fa
 base_lr_ratio), train.* (epochs, grad_clip, accumulate, label_smoothing, early_stopping, monitor, patience,
 ema_decay, mixup_alpha, cutmix_alpha, log_every, freeze_epochs), paradigm.* (name: supervised|autoencoder|vae|gan|
 contrastive|seq2seq|distill, temperature, kl_weight, d_lr_ratio, beam_size, samples), distill.*, tune.*, checkpoint.*,
-faults.*, doctor.*, tracking.* (backends: [tensorboard] by default, mlflow; mlflow_uri, experiment).
+faults.*, doctor.*, tracking.* (backends: none by default; tensorboard, mlflow; mlflow_uri, experiment).
 Transfer learning: model.init_from=RUN_DIR|FILE|preset:NAME. Full reference: docs/config.md.
 """
 
