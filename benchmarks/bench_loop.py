@@ -894,6 +894,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset_path:
         return dataset_path_main(args, data, info, command, out)
     if args.tracking:
+        import importlib.util
+
+        # A backend that cannot start only warns and training goes on, so without its package the "mlflow" rows would
+        # silently time tracking off (this happened with .venv-bench, which does not install the mlflow extra).
+        for package in ("mlflow", "tensorboard"):
+            if importlib.util.find_spec(package) is None:
+                print(f"error: --tracking needs the {package} package in this environment (the test venv has it: "
+                      f".venv/bin/python benchmarks/bench_loop.py --tracking …)", file=sys.stderr)
+                return 2
         time_tracker_calls()
         with tempfile.TemporaryDirectory(prefix="bench_tracking-") as tmp:
             tv = tracking_variants(Path(tmp) / "mlflow.db")
