@@ -286,9 +286,10 @@ class TrackingConfig:
     """Where a run is mirrored besides its own directory (run/tracking.py)."""
 
     backends: list[str] = opt([], "list of `tensorboard`, `mlflow`; `[]` (the default) for none. Issue 16's rule: "
-                              "TensorBoard on by default only if its cost per epoch is within noise; measured with "
-                              "spreads it is not: 1.038× (1.016–1.075) of tracking off on the digits MLP, every round "
-                              "slower ([benchmarks/RESULTS.md](../benchmarks/RESULTS.md), \"Tracking backends\"). "
+                              "TensorBoard on by default only if its cost per epoch is within noise. It is a small "
+                              "but reproducible cost: 1.028–1.038× of tracking off (medians of three quiet runs on the "
+                              "digits MLP) and 0.49–0.57 ms per epoch inside its own calls every time "
+                              "([benchmarks/RESULTS.md](../benchmarks/RESULTS.md), \"Tracking backends\"). "
                               "Turn it on with `tracking.backends=[tensorboard]`")
     mlflow_uri: str | None = opt(None, "MLflow tracking URI (`sqlite:///…`, `http://host:5000`, …). `null`: a SQLite "
                                  "store shared by the runs beside this one, `sqlite:///<runs root>/mlflow/mlflow.db`, "
