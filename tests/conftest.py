@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -97,3 +98,47 @@ def kill_after_checkpoints(args: list[str], cwd: Path, run: Path, env: dict[str,
     assert proc.poll() is None, proc.communicate()[1].decode()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(run_dir: Path, cwd: Path, env: dict[str, str], python: str = sys.executable) -> Iterator[
+        tuple[str, subprocess.Popen]]:
+    """The real `trainwise serve RUN_DIR` on a free loopback port: yields (base URL, process) once /health answers,
+    and stops the process by its pid afterwards. Its output goes to ``cwd/server.log`` (a file, not a pipe: a full
+    pipe would block the server)."""
+    import httpx
+
+    port = free_port()
+    log_path = cwd / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([python, "-m", "trainwise", "serve", str(run_dir), "--port", str(port)], cwd=cwd,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "server did not come up: " + log_path.read_text()
+                time.sleep(0.3)
+            yield base, proc
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)

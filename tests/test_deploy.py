@@ -10,16 +10,16 @@ import csv
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from conftest import serving
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
 
@@ -452,34 +452,13 @@ def test_serve_app_in_process(shipped, tmp_path):
     assert onnx_client.post("/predict", json={"inputs": x.tolist()}).json()["predictions"] == body["predictions"]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_real_server(shipped, tmp_path):
     """The real command: uvicorn on a free loopback port, real HTTP with httpx, stopped by its pid."""
     import httpx
 
     x, _ = _digits(12)
     expected = [row["prediction"] for row in _eager_predictions(shipped, x, tmp_path)]
-    port = _free_port()
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - a file, not a pipe: a full pipe would block the server
-    proc = subprocess.Popen([sys.executable, "-m", "trainwise", "serve", str(shipped), "--port", str(port)],
-                            cwd=tmp_path, env=ENV, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up: " + (tmp_path / "server.log").read_text()
-            time.sleep(0.3)
+    with serving(shipped, tmp_path, ENV) as (base, proc):
         r = httpx.post(f"{base}/predict", json={"inputs": x.tolist()}, timeout=30)
         assert r.status_code == 200 and r.json()["predictions"] == expected
         for payload, status in BAD_PAYLOADS[:4]:
@@ -488,14 +467,6 @@ def test_serve_real_server(shipped, tmp_path):
             assert r.status_code == status, r.text
         assert httpx.get(f"{base}/health", timeout=5).status_code == 200  # still up after bad requests
         assert proc.poll() is None
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
     assert "127.0.0.1" in (tmp_path / "server.log").read_text()
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import kill_after_checkpoints
+from conftest import kill_after_checkpoints, serving
 from trainwise.data.images import load_images
 from trainwise.data_cmd import write_digits_png
 from trainwise.errors import TrainwiseError
@@ -148,14 +148,6 @@ def test_digits_png_command_writes_an_image_folder(tmp_path: Path) -> None:
         assert img.size == (8, 8) and img.mode == "L"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _png_declaring(width: int, height: int) -> bytes:
     """A valid PNG header declaring ``width`` × ``height`` pixels with almost no data behind it."""
     import struct
@@ -173,8 +165,6 @@ def test_serve_takes_raw_image_files_decoded_as_predict_decodes_them(tmp_path: P
     JSON answer what `trainwise predict` writes for the same files; bad images are 4xx JSON and the server stays up."""
     import base64
     import csv
-    import signal
-    import time
 
     import httpx
 
@@ -197,23 +187,7 @@ def test_serve_takes_raw_image_files_decoded_as_predict_decodes_them(tmp_path: P
     with pytest.raises(TrainwiseError, match="9,000 × 9,000"):
         predict_run(run, tmp_path / "big.png", tmp_path / "big.csv")
 
-    port = _free_port()
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - a file, not a pipe: a full pipe would block the server
-    proc = subprocess.Popen([PY, "-m", "trainwise", "serve", str(run), "--port", str(port)], cwd=tmp_path,
-                            env=_env(tmp_path / "cache"), stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up: " + (tmp_path / "server.log").read_text()
-            time.sleep(0.3)
-
+    with serving(run, tmp_path, _env(tmp_path / "cache"), PY) as (base, proc):
         def check(answer: httpx.Response, want: list[tuple[str, list[float]]]) -> None:
             assert answer.status_code == 200, answer.text
             body = answer.json()
@@ -239,14 +213,6 @@ def test_serve_takes_raw_image_files_decoded_as_predict_decodes_them(tmp_path: P
             r = httpx.post(f"{base}/predict", timeout=30, **kwargs)  # type: ignore[arg-type]
             assert r.status_code == status and needle in r.json()["detail"], (kwargs, r.status_code, r.text)
         assert httpx.get(f"{base}/health", timeout=5).status_code == 200 and proc.poll() is None
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 def test_serve_image_requests_refused_by_runs_without_image_inputs(tmp_path: Path) -> None:
