@@ -100,6 +100,17 @@ def kill_after_checkpoints(args: list[str], cwd: Path, run: Path, env: dict[str,
     proc.wait()
 
 
+def assert_one_error_line(proc: subprocess.CompletedProcess, needles: tuple[str, ...] = ()) -> str:
+    """A refusal as the README promises it: exit 2, no traceback, exactly one ``error: …`` line on stderr holding
+    every needle. Returns that line."""
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     import socket

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import kill_after_checkpoints, serving
+from conftest import assert_one_error_line, kill_after_checkpoints, serving
 from trainwise.data.images import load_images
 from trainwise.data_cmd import write_digits_png
 from trainwise.errors import TrainwiseError
@@ -115,11 +115,7 @@ def _refused(cli, tmp_path, snap, *args: str, needles: tuple[str, ...]) -> None:
     before = snap(tmp_path)
     proc = cli("train", "--preset", "digits-images", *args, "train.epochs=1", "--run-dir", "R", "--quiet",
                env=_env(tmp_path.parent / f"{tmp_path.name}-cache"))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+    assert_one_error_line(proc, needles)
     assert snap(tmp_path) == before
 
 

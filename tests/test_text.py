@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import kill_after_checkpoints
+from conftest import assert_one_error_line, kill_after_checkpoints
 from trainwise.config import compose
 
 PY = sys.executable
@@ -281,11 +281,7 @@ def _refused(cli, root: Path, snap, *args: str, needles: tuple[str, ...]) -> Non
     before = snap(root)
     proc = cli("train", "data.source=text", "model.name=rnn", "train.epochs=1", "data.tokenizer.vocab_size=60",
                *args, "--run-dir", "R", "--quiet", env={"TRAINWISE_CACHE": str(root.parent / f"{root.name}-cache")})
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+    assert_one_error_line(proc, needles)
     assert snap(root) == before
 
 

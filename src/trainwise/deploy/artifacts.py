@@ -45,6 +45,16 @@ class BadRequest(Exception):
         self.status = status
 
 
+def request_batch(items: Any, key: str, max_batch: int, what: str, noun: str) -> list[Any]:
+    """The list under ``key`` of a request body, as every serve route takes it: a non-empty list (422 otherwise, the
+    message saying it must be ``what``) of at most ``max_batch`` ``noun`` (413 beyond)."""
+    if not isinstance(items, list) or not items:
+        raise BadRequest(422, f'"{key}" must be a non-empty list of {what}')
+    if len(items) > max_batch:
+        raise BadRequest(413, f"{len(items)} {noun} in one request; the limit is {max_batch} (--max-batch)")
+    return items
+
+
 @dataclass
 class Run:
     """A finished run: directory, config, preprocessing and the best weights in an eval-mode model."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from trainwise.build import load_data
 from trainwise.data.images import decode_image
-from trainwise.deploy.artifacts import BadRequest, raw_inputs
+from trainwise.deploy.artifacts import BadRequest, raw_inputs, request_batch
 from trainwise.errors import TrainwiseError
 
 # Pixels an input image may declare in its header: ample for any photo (a 50-megapixel camera), and checked before
@@ -153,11 +153,7 @@ class ImageReader:
 
     def from_json(self, payload: dict[str, Any]) -> np.ndarray:
         self._check_run()
-        items = payload["images"]
-        if not isinstance(items, list) or not items:
-            raise BadRequest(422, '"images" must be a non-empty list of base64-encoded image files')
-        if len(items) > self.max_batch:
-            raise BadRequest(413, f"{len(items)} images in one request; the limit is {self.max_batch} (--max-batch)")
+        items = request_batch(payload["images"], "images", self.max_batch, "base64-encoded image files", "images")
         blobs = []
         for i, item in enumerate(items):
             if not isinstance(item, str):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from trainwise.deploy.artifacts import BadRequest, Run, decode, open_run, require_supervised
+from trainwise.deploy.artifacts import BadRequest, Run, decode, open_run, request_batch, require_supervised
 from trainwise.deploy.images import ImageReader
 from trainwise.deploy.predict import load_predictor
 from trainwise.deploy.text import serve_inputs
@@ -58,11 +58,8 @@ def parse_inputs(body: bytes, run: Run, max_batch: int, content_type: str = "app
         return (images or ImageReader(run, max_batch)).from_json(payload)
     if not isinstance(payload, dict) or "inputs" not in payload:
         raise BadRequest(422, 'body must be a JSON object {"inputs": [[...], ...]}')
-    rows = payload["inputs"]
-    if not isinstance(rows, list) or not rows:
-        raise BadRequest(422, '"inputs" must be a non-empty list of samples (one list of features per sample)')
-    if len(rows) > max_batch:
-        raise BadRequest(413, f"{len(rows)} samples in one request; the limit is {max_batch} (--max-batch)")
+    rows = request_batch(payload["inputs"], "inputs", max_batch, "samples (one list of features per sample)",
+                         "samples")
     n_features = int(np.prod(prep.input_shape))
     cat_start = prep.num_numeric if prep.kind == "tabular" and prep.cat_columns else n_features
     cat_index = [{name: i + 1 for i, name in enumerate(c)} for c in prep.cat_categories]

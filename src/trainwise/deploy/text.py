@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainwise.deploy.artifacts import BadRequest
+from trainwise.deploy.artifacts import BadRequest, request_batch
 from trainwise.errors import TrainwiseError
 
 TOKENIZER = "tokenizer.json"
@@ -159,11 +159,7 @@ def serve_inputs(payload: dict[str, Any], run: Any, max_batch: int) -> np.ndarra
     """``{"texts": ["...", ...]}`` → (N, max_length) ids; raises serve's ``BadRequest`` for a bad payload."""
     if str(run.cfg.data.get("source")) != "text":
         raise BadRequest(422, '"texts" needs a run trained on text (data.source=text); send {"inputs": [...]}')
-    texts = payload["texts"]
-    if not isinstance(texts, list) or not texts:
-        raise BadRequest(422, '"texts" must be a non-empty list of strings')
-    if len(texts) > max_batch:
-        raise BadRequest(413, f"{len(texts)} texts in one request; the limit is {max_batch} (--max-batch)")
+    texts = request_batch(payload["texts"], "texts", max_batch, "strings", "texts")
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise BadRequest(422, f"texts[{i}] is {type(t).__name__}, not a string")
